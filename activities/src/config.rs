@@ -1,0 +1,84 @@
+//! Configuration shared by the worker and the starter: environment variables with
+//! defaults that run the local stack. Temporal's own connection settings (address,
+//! namespace, TLS, API key) come from Temporal's standard `TEMPORAL_*` variables or its
+//! config file, so pointing at a cluster or Temporal Cloud needs no code change.
+
+use std::path::PathBuf;
+use tollgate_workflows::RulesConfig;
+use tollgate_workflows::duration::parse_secs;
+
+#[derive(Clone)]
+pub struct Settings {
+    /// Task queue of the workflows and store activities.
+    pub task_queue: String,
+    pub db_path: PathBuf,
+    pub talentlms_url: String,
+    pub talentlms_api_key: Option<String>,
+    /// Cap on TalentLMS calls per second across every worker.
+    pub talentlms_max_rps: f64,
+    pub rules: RulesConfig,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("task_queue", &self.task_queue)
+            .field("db_path", &self.db_path)
+            .field("talentlms_url", &self.talentlms_url)
+            .field("talentlms_api_key", &self.talentlms_api_key.as_ref().map(|_| "<redacted>"))
+            .field("talentlms_max_rps", &self.talentlms_max_rps)
+            .field("rules", &self.rules)
+            .finish()
+    }
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn secs(name: &str, default: u64) -> anyhow::Result<u64> {
+    match var(name) {
+        Some(v) => parse_secs(&v).map_err(|e| anyhow::anyhow!("{name}: {e}")),
+        None => Ok(default),
+    }
+}
+
+impl Settings {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let d = RulesConfig::default();
+        let max_rps: f64 = match var("TALENTLMS_MAX_RPS") {
+            Some(v) => v.parse().map_err(|_| anyhow::anyhow!("TALENTLMS_MAX_RPS: {v:?} is not a number"))?,
+            None => 10.0,
+        };
+        anyhow::ensure!(max_rps > 0.0 && max_rps.is_finite(), "TALENTLMS_MAX_RPS must be positive");
+        Ok(Self {
+            task_queue: var("TOLLGATE_TASK_QUEUE").unwrap_or_else(|| "tollgate".into()),
+            db_path: var("TOLLGATE_DB").unwrap_or_else(|| ".tollgate/tollgate.db".into()).into(),
+            talentlms_url: var("TALENTLMS_URL").unwrap_or_else(|| "http://127.0.0.1:8089".into()),
+            talentlms_api_key: var("TALENTLMS_API_KEY"),
+            talentlms_max_rps: max_rps,
+            rules: RulesConfig {
+                link_poll_secs: secs("TOLLGATE_LINK_POLL", d.link_poll_secs)?,
+                retention_secs: secs("TOLLGATE_RETENTION", d.retention_secs)?,
+                max_history: match var("TOLLGATE_MAX_HISTORY") {
+                    Some(v) => v.parse().map_err(|_| anyhow::anyhow!("TOLLGATE_MAX_HISTORY: {v:?} is not a number"))?,
+                    None => d.max_history,
+                },
+                talentlms_task_queue: var("TOLLGATE_TALENTLMS_QUEUE").unwrap_or(d.talentlms_task_queue),
+                max_retry_interval_secs: secs("TOLLGATE_MAX_RETRY_INTERVAL", d.max_retry_interval_secs)?,
+            },
+        })
+    }
+}
+
+/// Connects to Temporal using the standard `TEMPORAL_*` environment configuration.
+pub async fn temporal_client() -> anyhow::Result<temporalio_client::Client> {
+    use temporalio_client::{Client, ClientOptions, Connection, envconfig::LoadClientConfigProfileOptions};
+    let (conn_opts, client_opts) = ClientOptions::load_from_config(LoadClientConfigProfileOptions::default())
+        .map_err(|e| anyhow::anyhow!("Temporal client configuration: {e}"))?;
+    let target = conn_opts.target.to_string();
+    let conn = Connection::connect(conn_opts)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to Temporal at {target}: {e}"))?;
+    Ok(Client::new(conn, client_opts)?)
+}

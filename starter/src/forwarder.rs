@@ -1,0 +1,98 @@
+//! Drains the journal into Temporal with signal-with-start: the event's workflow is
+//! started if it is not running, and the event is signalled to it. Entries are marked
+//! forwarded only after Temporal accepted them, so a crash or an outage of Temporal
+//! delays events but never drops them; a repeat signal is harmless (the workflow
+//! de-duplicates by event id).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use temporalio_client::{Client, WorkflowIdConflictPolicy, WorkflowStartOptions};
+use tokio::sync::Notify;
+use tollgate_activities::config::{Settings, temporal_client};
+use tollgate_store::{Journal, JournalEntry};
+use tollgate_workflows::{AccessInput, AccessWorkflow};
+
+const BATCH: usize = 256;
+const IN_FLIGHT: usize = 32;
+const IDLE_POLL: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+pub async fn run(journal: Journal, settings: Settings, wake: Arc<Notify>) {
+    let mut backoff = Duration::from_millis(200);
+    let client = loop {
+        match temporal_client().await {
+            Ok(c) => break c,
+            Err(e) => {
+                tracing::warn!(error = %e, "Temporal unreachable; webhooks are journaled and will be forwarded later");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    };
+    tracing::info!("forwarder connected to Temporal");
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let batch = match journal.pending(BATCH).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the journal");
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            let _ = tokio::time::timeout(IDLE_POLL, wake.notified()).await;
+            continue;
+        }
+        let n = batch.len();
+        let results: Vec<(i64, anyhow::Result<()>)> = futures::stream::iter(batch)
+            .map(|entry| {
+                let client = client.clone();
+                let settings = settings.clone();
+                async move { (entry.seq, forward(&client, &settings, entry).await) }
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .collect()
+            .await;
+        let mut done = Vec::with_capacity(n);
+        let mut failed = 0;
+        for (seq, r) in results {
+            match r {
+                Ok(()) => done.push(seq),
+                Err(e) => {
+                    failed += 1;
+                    if failed == 1 {
+                        tracing::warn!(error = %e, "forwarding failed; will retry");
+                    }
+                }
+            }
+        }
+        if let Err(e) = journal.mark_forwarded(done).await {
+            tracing::error!(error = %e, "cannot mark journal entries forwarded; they will be sent again");
+        }
+        if failed > 0 {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        } else {
+            backoff = Duration::from_millis(200);
+        }
+    }
+}
+
+async fn forward(client: &Client, settings: &Settings, entry: JournalEntry) -> anyhow::Result<()> {
+    let key = entry
+        .event
+        .workflow_key()
+        .ok_or_else(|| anyhow::anyhow!("journal entry {} has no workflow key", entry.seq))?;
+    let input = AccessInput { key, config: settings.rules.clone(), carried: None };
+    let opts = WorkflowStartOptions::new(settings.task_queue.clone(), entry.workflow_id.clone())
+        .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
+        .build();
+    client
+        .signal_with_start_workflow(AccessWorkflow::run, input, AccessWorkflow::on_event, entry.event, opts)
+        .await
+        .map_err(|e| anyhow::anyhow!("signal-with-start {}: {e}", entry.workflow_id))?;
+    Ok(())
+}

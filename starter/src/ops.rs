@@ -1,0 +1,75 @@
+//! Operator commands: course links, revenue, and a student's access status.
+
+use futures::StreamExt;
+use temporalio_client::{Client, WorkflowListOptions, WorkflowQueryOptions, WorkflowSignalOptions};
+use tollgate_activities::config::temporal_client;
+use tollgate_store::{Links, Warehouse};
+use tollgate_workflows::hotmart::Email;
+use tollgate_workflows::{AccessPolicy, AccessWorkflow, CourseLink, ProductId, Status};
+
+/// Saves a link, then wakes the running workflows of that product so purchases waiting
+/// for it proceed at once (they also re-check on their own every `TOLLGATE_LINK_POLL`).
+pub async fn add_link(links: &Links, link: CourseLink) -> anyhow::Result<usize> {
+    anyhow::ensure!(!link.courses.is_empty(), "a link needs at least one course");
+    let product = link.product_id;
+    links.upsert(link).await?;
+    match temporal_client().await {
+        Ok(client) => notify_product(&client, product).await,
+        Err(e) => {
+            tracing::warn!(error = %e, "link saved; Temporal unreachable, waiting purchases will pick it up on their next poll");
+            Ok(0)
+        }
+    }
+}
+
+/// Signals `link_changed` to every running workflow of the product.
+pub async fn notify_product(client: &Client, product: ProductId) -> anyhow::Result<usize> {
+    let query = format!("ProductId = '{product}' AND ExecutionStatus = 'Running'");
+    let mut stream = client.list_workflows(query, WorkflowListOptions::default());
+    let mut n = 0;
+    while let Some(wf) = stream.next().await {
+        let wf = wf?;
+        let handle = client.get_workflow_handle::<AccessWorkflow>(wf.id().to_string());
+        handle.signal(AccessWorkflow::on_link_changed, (), WorkflowSignalOptions::default()).await?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+pub fn parse_policy(kind: &str, term: Option<&str>, grace: Option<&str>) -> anyhow::Result<AccessPolicy> {
+    use tollgate_workflows::duration::parse_secs;
+    let dur = |v: Option<&str>, flag: &str| -> anyhow::Result<u64> {
+        let v = v.ok_or_else(|| anyhow::anyhow!("--policy {kind} needs --{flag}"))?;
+        parse_secs(v).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+    };
+    Ok(match kind {
+        "lifetime" => AccessPolicy::Lifetime,
+        "fixed_term" | "fixed-term" => AccessPolicy::FixedTerm { term_secs: dur(term, "term")? },
+        "subscription" => AccessPolicy::Subscription { grace_secs: grace.map(|g| dur(Some(g), "grace")).transpose()?.unwrap_or(3 * 86_400) },
+        other => anyhow::bail!("unknown policy {other:?}: use lifetime, fixed_term or subscription"),
+    })
+}
+
+pub async fn print_revenue(w: &Warehouse) -> anyhow::Result<()> {
+    for row in w.rows().await? {
+        println!("{}", serde_json::to_string(&row)?);
+    }
+    Ok(())
+}
+
+/// Access status of every workflow of a student, from each workflow's `status` query.
+pub async fn statuses_by_email(client: &Client, email: &str) -> anyhow::Result<Vec<Status>> {
+    let email = Email::parse(email)?;
+    let query = format!("BuyerEmail = '{email}'");
+    let mut stream = client.list_workflows(query, WorkflowListOptions::default());
+    let mut out = Vec::new();
+    while let Some(wf) = stream.next().await {
+        out.push(status(client, wf?.id()).await?);
+    }
+    Ok(out)
+}
+
+pub async fn status(client: &Client, workflow_id: &str) -> anyhow::Result<Status> {
+    let handle = client.get_workflow_handle::<AccessWorkflow>(workflow_id.to_string());
+    Ok(handle.query(AccessWorkflow::status, (), WorkflowQueryOptions::default()).await?)
+}

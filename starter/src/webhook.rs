@@ -1,0 +1,112 @@
+//! `POST /webhooks/hotmart`: authenticate, parse, journal, acknowledge.
+//!
+//! The 2xx is sent only after the journal commit, so an acknowledged event survives any
+//! crash; the forwarder hands it to Temporal afterwards.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+use tokio::sync::Notify;
+use tollgate_store::{Appended, Journal};
+use tollgate_workflows::hotmart;
+
+pub const MAX_BODY: usize = 1024 * 1024;
+pub const HOTTOK_HEADER: &str = "x-hotmart-hottok";
+
+#[derive(Clone)]
+pub struct AppState {
+    journal: Journal,
+    hottok: Arc<[u8]>,
+    wake: Arc<Notify>,
+}
+
+impl AppState {
+    pub fn new(journal: Journal, hottok: &str, wake: Arc<Notify>) -> Self {
+        Self { journal, hottok: hottok.as_bytes().into(), wake }
+    }
+
+    fn authentic(&self, presented: Option<&[u8]>) -> bool {
+        // Constant time for equal lengths; an empty configured token never matches.
+        presented.is_some_and(|p| !self.hottok.is_empty() && bool::from(p.ct_eq(&self.hottok)))
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/webhooks/hotmart", post(hotmart_webhook))
+        .route("/healthz", get(healthz))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn healthz(State(s): State<AppState>) -> Response {
+    match s.journal.counts().await {
+        Ok((entries, pending)) => Json(json!({"status": "ok", "journal": {"entries": entries, "pending": pending}})).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "degraded", "error": format!("journal: {e}")}))).into_response(),
+    }
+}
+
+use axum::Json;
+
+fn error(status: StatusCode, code: &str, reason: impl Into<String>, field: Option<&str>) -> Response {
+    let mut body = json!({"error": code, "reason": reason.into()});
+    if let Some(f) = field {
+        body["field"] = Value::String(f.into());
+    }
+    (status, Json(body)).into_response()
+}
+
+async fn hotmart_webhook(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let presented = match headers.get(HOTTOK_HEADER) {
+        Some(h) => Some(h.as_bytes().to_vec()),
+        None => hotmart::body_hottok(&body).map(String::into_bytes),
+    };
+    if !s.authentic(presented.as_deref()) {
+        tracing::warn!(header = presented.is_some(), "webhook rejected: missing or wrong hottok");
+        return error(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong hottok", None);
+    }
+    let delivery = match hotmart::parse(&body) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(reason = %e, "webhook rejected: malformed");
+            return error(StatusCode::BAD_REQUEST, "invalid_payload", e.to_string(), e.field());
+        }
+    };
+    let event = delivery.event;
+    let workflow_id = event.workflow_key().filter(|_| event.affects_access()).map(|k| k.workflow_id());
+    let stored = redact_body(&body);
+    let (id, kind) = (event.id.clone(), event.kind.clone());
+    match s.journal.append(event, workflow_id.clone(), stored).await {
+        Ok(outcome) => {
+            if outcome == Appended::New {
+                s.wake.notify_one();
+            }
+            let status = if outcome == Appended::New { "accepted" } else { "duplicate" };
+            tracing::info!(event_id = %id, event = %kind, workflow_id = workflow_id.as_deref().unwrap_or("-"), status, "webhook journaled");
+            Json(json!({"status": status, "event_id": id, "workflow_id": workflow_id})).into_response()
+        }
+        Err(e) => {
+            // Not journaled: a 5xx makes Hotmart resend.
+            tracing::error!(event_id = %id, error = %e, "journal write failed");
+            error(StatusCode::SERVICE_UNAVAILABLE, "journal_unavailable", "event not stored; resend later", None)
+        }
+    }
+}
+
+/// The stored copy of the body, without the token.
+fn redact_body(body: &[u8]) -> String {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(mut m)) => {
+            m.remove("hottok");
+            Value::Object(m).to_string()
+        }
+        _ => String::new(),
+    }
+}

@@ -1,0 +1,89 @@
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// A shared SQLite connection. Calls run on tokio's blocking pool, never on a runtime
+/// worker thread.
+#[derive(Clone)]
+pub struct Db {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS journal (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id     TEXT NOT NULL UNIQUE,
+    kind         TEXT NOT NULL,
+    workflow_id  TEXT,
+    event        TEXT NOT NULL,
+    received_at  INTEGER NOT NULL,
+    deliveries   INTEGER NOT NULL DEFAULT 1,
+    body         TEXT NOT NULL,
+    forwarded_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS journal_pending ON journal(seq) WHERE forwarded_at IS NULL;
+CREATE TABLE IF NOT EXISTS course_links (
+    product_id  INTEGER PRIMARY KEY,
+    courses     TEXT NOT NULL,
+    policy      TEXT NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS revenue (
+    key             TEXT PRIMARY KEY,
+    kind            TEXT NOT NULL,
+    txn             TEXT NOT NULL,
+    event_id        TEXT NOT NULL,
+    product_id      INTEGER NOT NULL,
+    buyer_email     TEXT NOT NULL,
+    subscriber_code TEXT,
+    recurrence      INTEGER,
+    gross_minor     INTEGER NOT NULL,
+    net_minor       INTEGER,
+    currency        TEXT NOT NULL,
+    occurred_at     INTEGER NOT NULL,
+    recorded_at     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS revenue_time ON revenue(occurred_at);
+"#;
+
+impl Db {
+    pub fn open(path: impl AsRef<Path>) -> anyhow::Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let conn = Connection::open(&path)?;
+        // WAL for concurrent readers across processes; FULL so an acknowledged webhook
+        // survives power loss, not just a process crash.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    pub async fn call<T, F>(&self, f: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| anyhow::anyhow!("database connection poisoned"))?;
+            f(&mut guard)
+        })
+        .await?
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

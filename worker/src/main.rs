@@ -1,0 +1,47 @@
+//! The Tollgate worker: runs `AccessWorkflow` and the store activities on the main task
+//! queue, and the TalentLMS activities on a second queue whose dispatch rate the Temporal
+//! server caps, so all workers together never exceed `TALENTLMS_MAX_RPS`.
+
+
+use temporalio_sdk::{Runtime, Worker, WorkerOptions};
+use tollgate_activities::config::{Settings, temporal_client};
+use tollgate_activities::{StoreActivities, TalentLmsActivities};
+use tollgate_store::{Db, Links, Warehouse};
+use tollgate_workflows::AccessWorkflow;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,temporalio_sdk_core=warn".into()))
+        .init();
+    let settings = Settings::from_env()?;
+    let api_key = settings
+        .talentlms_api_key
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("TALENTLMS_API_KEY is not set"))?;
+    tracing::info!(?settings, "starting worker");
+
+    let db = Db::open(&settings.db_path)?;
+    let store_acts = StoreActivities { links: Links::new(db.clone()), warehouse: Warehouse::new(db) };
+    let talent_acts = TalentLmsActivities { client: talentlms::Client::new(&settings.talentlms_url, api_key)? };
+
+    let runtime = Runtime::from_current_tokio(Default::default())?;
+    let client = temporal_client().await?;
+
+    let main_opts = WorkerOptions::new(settings.task_queue.as_str())
+        .register_workflow::<AccessWorkflow>()?
+        .register_activities(store_acts)
+        .build();
+    let talent_opts = WorkerOptions::new(settings.rules.talentlms_task_queue.as_str())
+        .register_activities(talent_acts)
+        .max_task_queue_activities_per_second(settings.talentlms_max_rps)
+        .build();
+    let mut main_worker = Worker::new(&runtime, client.clone(), main_opts)?;
+    let mut talent_worker = Worker::new(&runtime, client, talent_opts)?;
+    tracing::info!(task_queue = %settings.task_queue, talentlms_queue = %settings.rules.talentlms_task_queue, "worker running");
+    // Workers are !Send: both run on this task.
+    let (a, b) = tokio::join!(main_worker.run(), talent_worker.run());
+    a?;
+    b?;
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! Activity signatures the workflow calls, by name and types only. The implementations
+//! (all the I/O) live in the `activities` crate and register under the same names, so
+//! this crate stays free of HTTP and database code.
+
+use serde::{Deserialize, Serialize};
+use temporalio_common::ActivityDefinition;
+
+use crate::access::CourseLink;
+use crate::hotmart::ProductId;
+use crate::revenue::RevenueRow;
+
+macro_rules! activity {
+    ($(#[$m:meta])* $marker:ident, $name:literal, $input:ty => $output:ty) => {
+        $(#[$m])*
+        pub struct $marker;
+        impl ActivityDefinition for $marker {
+            type Input = $input;
+            type Output = $output;
+            fn name(&self) -> &str {
+                $name
+            }
+        }
+        impl $marker {
+            pub const NAME: &'static str = $name;
+        }
+    };
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StudentRef {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrollment {
+    pub user_id: String,
+    pub course_id: String,
+}
+
+activity!(
+    /// Reads the product's course link from the document store.
+    LoadLink, "load_link", ProductId => Option<CourseLink>
+);
+activity!(
+    /// Finds the TalentLMS user by email or creates it; returns the user id.
+    EnsureUser, "ensure_user", StudentRef => String
+);
+activity!(
+    /// Enrolls; "already enrolled" is success.
+    Enroll, "enroll", Enrollment => ()
+);
+activity!(
+    /// Unenrolls; "not enrolled" is success.
+    Unenroll, "unenroll", Enrollment => ()
+);
+activity!(
+    /// Writes a revenue row; a second write of the same key is a no-op. Returns whether
+    /// this call inserted it.
+    RecordRevenue, "record_revenue", RevenueRow => bool
+);

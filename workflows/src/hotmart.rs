@@ -1,0 +1,572 @@
+//! Hotmart webhook v2 bodies, parsed once at the edge into typed events.
+//!
+//! Only what the access rules and revenue need is kept typed; everything else in the body
+//! is ignored (Hotmart adds fields often). Unknown event names and enum values are kept
+//! verbatim so nothing a producer sends is lost.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+
+use crate::money::Money;
+
+/// Epoch milliseconds, as Hotmart sends every timestamp.
+pub type Millis = i64;
+
+/// The envelope `id`: stable across resends, so it is the idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventId(String);
+
+impl EventId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Hotmart product id (an integer on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ProductId(pub i64);
+
+impl fmt::Display for ProductId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// An email address, trimmed and lower-cased so one student is one key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, ParseError> {
+        let s = raw.trim().to_ascii_lowercase();
+        match s.split_once('@') {
+            Some((local, domain)) if !local.is_empty() && domain.contains('.') && !s.contains(char::is_whitespace) => {
+                Ok(Self(s))
+            }
+            _ => Err(ParseError::Invalid { field: "email", reason: format!("{raw:?} is not an email address") }),
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+macro_rules! open_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $wire:literal),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $($variant,)*
+            /// A value this version does not know; kept verbatim.
+            Other(String),
+        }
+        impl $name {
+            pub fn from_wire(s: &str) -> Self {
+                match s {
+                    $($wire => Self::$variant,)*
+                    other => Self::Other(other.to_string()),
+                }
+            }
+            pub fn as_wire(&self) -> &str {
+                match self {
+                    $(Self::$variant => $wire,)*
+                    Self::Other(s) => s,
+                }
+            }
+        }
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_wire())
+            }
+        }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Ok(Self::from_wire(&String::deserialize(d)?))
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_wire())
+            }
+        }
+    };
+}
+
+open_enum!(
+    /// The webhook `event` name.
+    EventKind {
+        PurchaseApproved = "PURCHASE_APPROVED",
+        PurchaseComplete = "PURCHASE_COMPLETE",
+        PurchaseCanceled = "PURCHASE_CANCELED",
+        PurchaseBilletPrinted = "PURCHASE_BILLET_PRINTED",
+        PurchaseProtest = "PURCHASE_PROTEST",
+        PurchaseRefunded = "PURCHASE_REFUNDED",
+        PurchaseChargeback = "PURCHASE_CHARGEBACK",
+        PurchaseExpired = "PURCHASE_EXPIRED",
+        PurchaseDelayed = "PURCHASE_DELAYED",
+        PurchaseOutOfShoppingCart = "PURCHASE_OUT_OF_SHOPPING_CART",
+        SubscriptionCancellation = "SUBSCRIPTION_CANCELLATION",
+        SwitchPlan = "SWITCH_PLAN",
+        UpdateSubscriptionChargeDate = "UPDATE_SUBSCRIPTION_CHARGE_DATE",
+        ClubFirstAccess = "CLUB_FIRST_ACCESS",
+        ClubModuleCompleted = "CLUB_MODULE_COMPLETED",
+        OrderFulfillment = "ORDER_FULFILLMENT",
+    }
+);
+
+open_enum!(
+    /// `purchase.status`. Hotmart's own test payloads use spellings beyond the documented
+    /// ones (`CANCELED`, `DELAYED`): they land in `Other`.
+    PurchaseStatus {
+        Approved = "APPROVED",
+        Blocked = "BLOCKED",
+        Cancelled = "CANCELLED",
+        Chargeback = "CHARGEBACK",
+        Complete = "COMPLETE",
+        Expired = "EXPIRED",
+        NoFunds = "NO_FUNDS",
+        Overdue = "OVERDUE",
+        PartiallyRefunded = "PARTIALLY_REFUNDED",
+        PreOrder = "PRE_ORDER",
+        PrintedBillet = "PRINTED_BILLET",
+        ProcessingTransaction = "PROCESSING_TRANSACTION",
+        Dispute = "DISPUTE",
+        Refunded = "REFUNDED",
+        Started = "STARTED",
+        UnderAnalisys = "UNDER_ANALISYS",
+        WaitingPayment = "WAITING_PAYMENT",
+    }
+);
+
+open_enum!(
+    /// `subscription.status`.
+    SubscriptionStatus {
+        Active = "ACTIVE",
+        Inactive = "INACTIVE",
+        Delayed = "DELAYED",
+        Overdue = "OVERDUE",
+        Started = "STARTED",
+        Expired = "EXPIRED",
+        CancelledByCustomer = "CANCELLED_BY_CUSTOMER",
+        CancelledBySeller = "CANCELLED_BY_SELLER",
+        CancelledByAdmin = "CANCELLED_BY_ADMIN",
+    }
+);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Buyer {
+    pub email: Email,
+    pub name: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub id: Option<i64>,
+    pub name: Option<String>,
+}
+
+/// The `purchase` object of purchase-shaped events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Purchase {
+    /// "HP..." transaction code; one per charge (each renewal has its own).
+    pub transaction: String,
+    pub status: Option<PurchaseStatus>,
+    pub approved_date: Option<Millis>,
+    pub date_next_charge: Option<Millis>,
+    pub recurrence_number: Option<u32>,
+    /// Gross: `purchase.price`.
+    pub price: Option<Money>,
+    /// Producer's net: the PRODUCER commission.
+    pub producer_net: Option<Money>,
+    pub payment_type: Option<String>,
+}
+
+/// Everything the rules and revenue need from one webhook delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HotmartEvent {
+    pub id: EventId,
+    /// `creation_date`: when Hotmart created the event. Orders events of one subscription.
+    pub created_at: Millis,
+    pub kind: EventKind,
+    pub product_id: Option<ProductId>,
+    pub product_name: Option<String>,
+    pub buyer: Option<Buyer>,
+    pub subscriber_code: Option<String>,
+    pub purchase: Option<Purchase>,
+    pub subscription_status: Option<SubscriptionStatus>,
+    pub plan: Option<Plan>,
+    /// The subscription's next charge date as this event states it (purchase- or
+    /// subscription-shaped).
+    pub date_next_charge: Option<Millis>,
+}
+
+/// Where an event is routed: one workflow per subscription, or per one-off purchase.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WorkflowKey {
+    Subscription { product: ProductId, subscriber: String },
+    Purchase { transaction: String },
+}
+
+impl WorkflowKey {
+    pub fn workflow_id(&self) -> String {
+        match self {
+            Self::Subscription { product, subscriber } => format!("subscription-{product}-{subscriber}"),
+            Self::Purchase { transaction } => format!("purchase-{transaction}"),
+        }
+    }
+    pub fn is_subscription(&self) -> bool {
+        matches!(self, Self::Subscription { .. })
+    }
+}
+
+impl HotmartEvent {
+    /// The workflow this event belongs to, or `None` for events that concern no
+    /// purchase (members-area events, unknown events without a product).
+    pub fn workflow_key(&self) -> Option<WorkflowKey> {
+        if let (Some(product), Some(code)) = (self.product_id, &self.subscriber_code) {
+            return Some(WorkflowKey::Subscription { product, subscriber: code.clone() });
+        }
+        let p = self.purchase.as_ref()?;
+        self.product_id?;
+        Some(WorkflowKey::Purchase { transaction: p.transaction.clone() })
+    }
+
+    /// Events that cannot change access or revenue are journaled but not routed.
+    pub fn affects_access(&self) -> bool {
+        !matches!(
+            self.kind,
+            EventKind::ClubFirstAccess
+                | EventKind::ClubModuleCompleted
+                | EventKind::OrderFulfillment
+                | EventKind::PurchaseOutOfShoppingCart
+        )
+    }
+
+    pub fn transaction(&self) -> Option<&str> {
+        self.purchase.as_ref().map(|p| p.transaction.as_str())
+    }
+}
+
+/// Why a body was refused. Shown to the caller in the 400 body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("body is not JSON: {0}")]
+    NotJson(String),
+    #[error("missing required field `{0}`")]
+    Missing(&'static str),
+    #[error("field `{field}` is invalid: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+impl ParseError {
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Self::NotJson(_) => None,
+            Self::Missing(f) | Self::Invalid { field: f, .. } => Some(f),
+        }
+    }
+}
+
+/// The parsed webhook: the event plus the body's own `hottok`, if any.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub event: HotmartEvent,
+    pub hottok: Option<String>,
+}
+
+/// Reads only the body token, for authentication before full parsing.
+pub fn body_hottok(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Tok {
+        hottok: Option<String>,
+    }
+    serde_json::from_slice::<Tok>(body).ok()?.hottok
+}
+
+pub fn parse(body: &[u8]) -> Result<Delivery, ParseError> {
+    let root: Value = serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
+    let obj = root.as_object().ok_or(ParseError::Invalid { field: "body", reason: "not a JSON object".into() })?;
+
+    let id = req_str(obj.get("id"), "id")?;
+    if id.is_empty() || id.len() > 200 {
+        return Err(ParseError::Invalid { field: "id", reason: "must be 1..200 characters".into() });
+    }
+    let kind = EventKind::from_wire(&req_str(obj.get("event"), "event")?);
+    let created_at = req_millis(obj.get("creation_date"), "creation_date")?;
+    let hottok = opt_str(obj.get("hottok"));
+    let data = match obj.get("data") {
+        Some(Value::Object(_)) => &obj["data"],
+        Some(Value::Null) | None => return Err(ParseError::Missing("data")),
+        Some(_) => return Err(ParseError::Invalid { field: "data", reason: "not an object".into() }),
+    };
+
+    let event = match kind {
+        EventKind::SubscriptionCancellation => parse_cancellation(id, created_at, kind, data)?,
+        EventKind::SwitchPlan => parse_switch_plan(id, created_at, kind, data)?,
+        EventKind::UpdateSubscriptionChargeDate => parse_charge_date(id, created_at, kind, data)?,
+        _ => parse_purchase_shaped(id, created_at, kind, data)?,
+    };
+    Ok(Delivery { event, hottok })
+}
+
+fn parse_purchase_shaped(id: String, created_at: Millis, kind: EventKind, data: &Value) -> Result<HotmartEvent, ParseError> {
+    let known_purchase_event = kind.as_wire().starts_with("PURCHASE_");
+    let product_id = match data.get("product") {
+        Some(p) if !p.is_null() => Some(ProductId(req_int(p.get("id"), "data.product.id")?)),
+        _ if known_purchase_event => return Err(ParseError::Missing("data.product.id")),
+        _ => None,
+    };
+    let product_name = data.pointer("/product/name").and_then(Value::as_str).map(str::to_string);
+    let buyer = match data.get("buyer") {
+        Some(b) if !b.is_null() => Some(parse_buyer(b)?),
+        _ => None,
+    };
+    let purchase = match data.get("purchase") {
+        Some(p) if !p.is_null() => Some(parse_purchase(p, data)?),
+        _ if known_purchase_event => return Err(ParseError::Missing("data.purchase")),
+        _ => None,
+    };
+    if known_purchase_event && buyer.is_none() && kind != EventKind::PurchaseOutOfShoppingCart {
+        return Err(ParseError::Missing("data.buyer.email"));
+    }
+    let sub = data.get("subscription").filter(|v| !v.is_null());
+    let subscriber_code = sub
+        .and_then(|s| s.pointer("/subscriber/code").or_else(|| s.get("subscriber_code")))
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    let subscription_status = sub.and_then(|s| opt_str(s.get("status"))).map(|s| SubscriptionStatus::from_wire(&s));
+    let plan = sub.and_then(|s| s.get("plan")).and_then(parse_plan);
+    let date_next_charge = purchase.as_ref().and_then(|p| p.date_next_charge);
+    Ok(HotmartEvent {
+        id: EventId(id),
+        created_at,
+        kind,
+        product_id,
+        product_name,
+        buyer,
+        subscriber_code,
+        purchase,
+        subscription_status,
+        plan,
+        date_next_charge,
+    })
+}
+
+fn parse_purchase(p: &Value, data: &Value) -> Result<Purchase, ParseError> {
+    let transaction = req_str(p.get("transaction"), "data.purchase.transaction")?;
+    if transaction.trim().is_empty() {
+        return Err(ParseError::Invalid { field: "data.purchase.transaction", reason: "empty".into() });
+    }
+    let price = opt_money(p.get("price"), "data.purchase.price")?;
+    let producer_net = match data.get("commissions").and_then(Value::as_array) {
+        Some(list) => {
+            let producer = list.iter().find(|c| c.get("source").and_then(Value::as_str) == Some("PRODUCER"));
+            match producer {
+                Some(c) => Some(Money::from_value(
+                    c.get("value").ok_or(ParseError::Missing("data.commissions[].value"))?,
+                    c.get("currency_value").and_then(Value::as_str).or(price.as_ref().map(|m| m.currency.as_str())),
+                    "data.commissions[].value",
+                )?),
+                None => None,
+            }
+        }
+        None => None,
+    };
+    Ok(Purchase {
+        transaction: transaction.trim().to_string(),
+        status: opt_str(p.get("status")).map(|s| PurchaseStatus::from_wire(&s)),
+        approved_date: opt_millis(p.get("approved_date"), "data.purchase.approved_date")?,
+        date_next_charge: opt_millis(p.get("date_next_charge"), "data.purchase.date_next_charge")?,
+        recurrence_number: opt_int(p.get("recurrence_number"), "data.purchase.recurrence_number")?
+            .map(|n| u32::try_from(n).map_err(|_| ParseError::Invalid { field: "data.purchase.recurrence_number", reason: "out of range".into() }))
+            .transpose()?,
+        price,
+        producer_net,
+        payment_type: p.pointer("/payment/type").and_then(Value::as_str).map(str::to_string),
+    })
+}
+
+fn parse_buyer(b: &Value) -> Result<Buyer, ParseError> {
+    let email = Email::parse(&req_str(b.get("email"), "data.buyer.email")?)?;
+    Ok(Buyer {
+        email,
+        name: opt_str(b.get("name")),
+        first_name: opt_str(b.get("first_name")),
+        last_name: opt_str(b.get("last_name")),
+    })
+}
+
+fn parse_plan(v: &Value) -> Option<Plan> {
+    if !v.is_object() {
+        return None;
+    }
+    Some(Plan { id: v.get("id").and_then(as_i64), name: opt_str(v.get("name")) })
+}
+
+/// Subscription-shaped events carry the subscriber and product in event-specific places.
+fn subscription_event(
+    id: String,
+    created_at: Millis,
+    kind: EventKind,
+    product: Option<&Value>,
+    code: Option<&Value>,
+    email: Option<&Value>,
+    name: Option<&Value>,
+) -> Result<HotmartEvent, ParseError> {
+    let product_id = ProductId(req_int(product.and_then(|p| p.get("id")), "product.id")?);
+    let subscriber_code = req_str(code, "subscriber.code")?;
+    if subscriber_code.trim().is_empty() {
+        return Err(ParseError::Invalid { field: "subscriber.code", reason: "empty".into() });
+    }
+    let buyer = match opt_str(email) {
+        Some(e) => Some(Buyer { email: Email::parse(&e)?, name: opt_str(name), first_name: None, last_name: None }),
+        None => None,
+    };
+    Ok(HotmartEvent {
+        id: EventId(id),
+        created_at,
+        kind,
+        product_id: Some(product_id),
+        product_name: product.and_then(|p| opt_str(p.get("name"))),
+        buyer,
+        subscriber_code: Some(subscriber_code.trim().to_string()),
+        purchase: None,
+        subscription_status: None,
+        plan: None,
+        date_next_charge: None,
+    })
+}
+
+fn parse_cancellation(id: String, created_at: Millis, kind: EventKind, d: &Value) -> Result<HotmartEvent, ParseError> {
+    let mut ev = subscription_event(
+        id,
+        created_at,
+        kind,
+        d.get("product"),
+        d.pointer("/subscriber/code"),
+        d.pointer("/subscriber/email"),
+        d.pointer("/subscriber/name"),
+    )?;
+    ev.date_next_charge = opt_millis(d.get("date_next_charge"), "data.date_next_charge")?;
+    ev.plan = d.pointer("/subscription/plan").and_then(parse_plan);
+    Ok(ev)
+}
+
+fn parse_switch_plan(id: String, created_at: Millis, kind: EventKind, d: &Value) -> Result<HotmartEvent, ParseError> {
+    let s = d.get("subscription").ok_or(ParseError::Missing("data.subscription"))?;
+    let mut ev = subscription_event(
+        id,
+        created_at,
+        kind,
+        s.get("product"),
+        s.get("subscriber_code"),
+        s.pointer("/user/email"),
+        None,
+    )?;
+    ev.date_next_charge = opt_millis(s.get("date_next_charge"), "data.subscription.date_next_charge")?;
+    ev.subscription_status = opt_str(s.get("status")).map(|x| SubscriptionStatus::from_wire(&x));
+    ev.plan = d
+        .get("plans")
+        .and_then(Value::as_array)
+        .and_then(|plans| plans.iter().find(|p| p.get("current").and_then(Value::as_bool) == Some(true)))
+        .and_then(parse_plan);
+    Ok(ev)
+}
+
+fn parse_charge_date(id: String, created_at: Millis, kind: EventKind, d: &Value) -> Result<HotmartEvent, ParseError> {
+    let s = d.get("subscription").ok_or(ParseError::Missing("data.subscription"))?;
+    let mut ev = subscription_event(
+        id,
+        created_at,
+        kind,
+        s.get("product"),
+        d.pointer("/subscriber/code"),
+        d.pointer("/subscriber/email"),
+        d.pointer("/subscriber/name"),
+    )?;
+    ev.date_next_charge = Some(req_millis(s.get("date_next_charge"), "data.subscription.date_next_charge")?);
+    ev.subscription_status = opt_str(s.get("status")).map(|x| SubscriptionStatus::from_wire(&x));
+    ev.plan = d.get("plan").and_then(parse_plan);
+    Ok(ev)
+}
+
+fn as_i64(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn req_str(v: Option<&Value>, field: &'static str) -> Result<String, ParseError> {
+    match v {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        None | Some(Value::Null) => Err(ParseError::Missing(field)),
+        Some(_) => Err(ParseError::Invalid { field, reason: "expected a string".into() }),
+    }
+}
+
+fn opt_str(v: Option<&Value>) -> Option<String> {
+    match v {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn req_int(v: Option<&Value>, field: &'static str) -> Result<i64, ParseError> {
+    opt_int(v, field)?.ok_or(ParseError::Missing(field))
+}
+
+fn opt_int(v: Option<&Value>, field: &'static str) -> Result<Option<i64>, ParseError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(x) => as_i64(x).map(Some).ok_or(ParseError::Invalid { field, reason: format!("expected an integer, got {x}") }),
+    }
+}
+
+fn req_millis(v: Option<&Value>, field: &'static str) -> Result<Millis, ParseError> {
+    opt_millis(v, field)?.ok_or(ParseError::Missing(field))
+}
+
+/// Accepts epoch milliseconds; rejects values outside 1970..2200 so a seconds/ms mix-up
+/// or garbage never becomes a deadline.
+fn opt_millis(v: Option<&Value>, field: &'static str) -> Result<Option<Millis>, ParseError> {
+    const MAX: i64 = 7_258_118_400_000; // 2200-01-01
+    match opt_int(v, field)? {
+        None => Ok(None),
+        Some(ms) if (0..MAX).contains(&ms) => Ok(Some(ms)),
+        Some(ms) => Err(ParseError::Invalid { field, reason: format!("{ms} is not an epoch-milliseconds timestamp") }),
+    }
+}
+
+fn opt_money(v: Option<&Value>, field: &'static str) -> Result<Option<Money>, ParseError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(m) => {
+            let value = m.get("value").ok_or(ParseError::Missing(field))?;
+            Ok(Some(Money::from_value(value, m.get("currency_value").and_then(Value::as_str), field)?))
+        }
+    }
+}

@@ -1,0 +1,451 @@
+//! `AccessWorkflow`: one durable run per subscription or one-off purchase.
+//!
+//! Signals only append events to an inbox; the run loop folds them into [`Facts`], asks
+//! the pure rules for a [`Verdict`], makes TalentLMS match it through activities, then
+//! sleeps until the next deadline or the next signal. Everything time-based reads
+//! workflow time, so replays are deterministic.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::time::{Duration, UNIX_EPOCH};
+use temporalio_common::search_attributes::{SearchAttributeKey, SearchAttributeUpdate, Timestamp};
+use temporalio_common::RetryPolicy;
+use temporalio_macros::{workflow, workflow_methods};
+use temporalio_sdk::{
+    ActivityOptions, CancellableFuture, ContinueAsNewOptions, SyncWorkflowContext, WorkflowContext,
+    WorkflowContextView, WorkflowResult,
+};
+
+use crate::access::{self, AccessState, CourseLink, Facts, KeyKind, Verdict};
+use crate::acts::{EnsureUser, Enroll, Enrollment, LoadLink, RecordRevenue, StudentRef, Unenroll};
+use crate::hotmart::{HotmartEvent, Millis, WorkflowKey};
+use crate::revenue;
+
+pub const WORKFLOW_TYPE: &str = "AccessWorkflow";
+pub const SIGNAL_EVENT: &str = "hotmart_event";
+pub const SIGNAL_LINK_CHANGED: &str = "link_changed";
+pub const QUERY_STATUS: &str = "status";
+
+/// Search attributes operators filter on in the Temporal UI.
+pub const SA_BUYER_EMAIL: SearchAttributeKey<String> = SearchAttributeKey::keyword("BuyerEmail");
+pub const SA_PRODUCT_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("ProductId");
+pub const SA_ACCESS_STATE: SearchAttributeKey<String> = SearchAttributeKey::keyword("AccessState");
+pub const SA_ACCESS_UNTIL: SearchAttributeKey<Timestamp> = SearchAttributeKey::datetime("AccessUntil");
+/// `(name, type)` pairs for `temporal operator search-attribute create`.
+pub const SEARCH_ATTRIBUTES: [(&str, &str); 4] =
+    [("BuyerEmail", "Keyword"), ("ProductId", "Keyword"), ("AccessState", "Keyword"), ("AccessUntil", "Datetime")];
+
+/// Knobs that shape timing. Deadlines themselves come from events and the course link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RulesConfig {
+    /// How often a purchase waiting for a course link re-reads it.
+    pub link_poll_secs: u64,
+    /// How long a run stays open after access ends, to absorb late and out-of-order events.
+    pub retention_secs: u64,
+    /// Continue-as-new once history has this many events.
+    pub max_history: u32,
+    /// Task queue of the TalentLMS activities (rate-limited per queue).
+    pub talentlms_task_queue: String,
+    /// Longest pause between retries of a failing activity.
+    pub max_retry_interval_secs: u64,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        Self {
+            link_poll_secs: 60,
+            retention_secs: 30 * 86_400,
+            max_history: 2_000,
+            talentlms_task_queue: "tollgate-talentlms".into(),
+            max_retry_interval_secs: 300,
+        }
+    }
+}
+
+/// One decision the workflow took, with its reason: the operator's "why".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub at: Millis,
+    pub state: AccessState,
+    pub entitled: bool,
+    pub until: Option<Millis>,
+    pub reason: String,
+    /// What changed in TalentLMS: "enrolled in 101", "unenrolled from 102", errors.
+    pub actions: Vec<String>,
+}
+
+/// State carried across continue-as-new.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Carried {
+    pub facts: Facts,
+    pub inbox: Vec<HotmartEvent>,
+    pub enrolled: BTreeSet<String>,
+    pub user_id: Option<String>,
+    pub decisions: Vec<Decision>,
+    pub last_change: Option<Millis>,
+    pub runs: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessInput {
+    pub key: WorkflowKey,
+    pub config: RulesConfig,
+    #[serde(default)]
+    pub carried: Option<Carried>,
+}
+
+/// What the `status` query returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub workflow_id: String,
+    pub state: AccessState,
+    pub entitled: bool,
+    pub until: Option<Millis>,
+    pub reason: String,
+    pub buyer_email: Option<String>,
+    pub product_id: Option<i64>,
+    pub link: Option<CourseLink>,
+    pub enrolled_courses: Vec<String>,
+    pub talentlms_user_id: Option<String>,
+    pub events_seen: usize,
+    pub pending_events: usize,
+    pub decisions: Vec<Decision>,
+    pub continued_as_new: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub state: AccessState,
+    pub reason: String,
+    pub enrolled_courses: Vec<String>,
+}
+
+const MAX_DECISIONS: usize = 100;
+
+#[workflow]
+pub struct AccessWorkflow {
+    key: WorkflowKey,
+    config: RulesConfig,
+    c: Carried,
+    link: Option<CourseLink>,
+    link_loaded: bool,
+    /// Bumped by every signal, so the run loop can wait for "anything new".
+    generation: u64,
+    verdict: Option<Verdict>,
+    attention: Option<String>,
+    last_attrs: Option<(String, Option<Millis>)>,
+}
+
+#[workflow_methods]
+impl AccessWorkflow {
+    #[init]
+    pub fn new(_ctx: &WorkflowContextView, input: AccessInput) -> Self {
+        Self {
+            key: input.key,
+            config: input.config,
+            c: input.carried.unwrap_or_default(),
+            link: None,
+            link_loaded: false,
+            generation: 0,
+            verdict: None,
+            attention: None,
+            last_attrs: None,
+        }
+    }
+
+    #[signal(name = "hotmart_event")]
+    pub fn on_event(&mut self, _ctx: &mut SyncWorkflowContext<Self>, event: HotmartEvent) {
+        self.c.inbox.push(event);
+        self.generation += 1;
+    }
+
+    /// Sent when the product's course link was added or changed.
+    #[signal(name = "link_changed")]
+    pub fn on_link_changed(&mut self, _ctx: &mut SyncWorkflowContext<Self>, _unit: ()) {
+        self.link_loaded = false;
+        self.generation += 1;
+    }
+
+    #[query(name = "status")]
+    pub fn status(&self, ctx: &WorkflowContextView) -> Status {
+        let v = self.verdict.clone();
+        Status {
+            workflow_id: ctx.workflow_id().to_string(),
+            state: v.as_ref().map_or(AccessState::AwaitingPayment, |v| v.state),
+            entitled: v.as_ref().is_some_and(|v| v.entitled),
+            until: v.as_ref().and_then(|v| v.until),
+            reason: match (&self.attention, &v) {
+                (Some(a), _) => a.clone(),
+                (None, Some(v)) => v.reason.clone(),
+                (None, None) => "starting".into(),
+            },
+            buyer_email: self.c.facts.buyer.as_ref().map(|b| b.value.email.to_string()),
+            product_id: self.c.facts.product_id.map(|p| p.0),
+            link: self.link.clone(),
+            enrolled_courses: self.c.enrolled.iter().cloned().collect(),
+            talentlms_user_id: self.c.user_id.clone(),
+            events_seen: self.c.facts.seen.len(),
+            pending_events: self.c.inbox.len(),
+            decisions: self.c.decisions.clone(),
+            continued_as_new: self.c.runs,
+        }
+    }
+
+    #[run(name = "AccessWorkflow")]
+    pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<Outcome> {
+        let cfg = ctx.state(|s| s.config.clone());
+        loop {
+            let now = now_ms(ctx);
+            // Fold new events; record the revenue each one implies.
+            let fresh = ctx.state_mut(|s| {
+                let inbox = std::mem::take(&mut s.c.inbox);
+                let fresh: Vec<HotmartEvent> = inbox.into_iter().filter(|e| s.c.facts.apply(e)).collect();
+                if !fresh.is_empty() {
+                    s.c.last_change = Some(now);
+                }
+                fresh
+            });
+            for row in fresh.iter().filter_map(revenue::row_for) {
+                ctx.execute_activity(RecordRevenue, row, local_opts(&cfg)).await?;
+            }
+
+            let product = ctx.state(|s| s.c.facts.product_id);
+            if let (Some(product), false) = (product, ctx.state(|s| s.link_loaded)) {
+                let link = ctx.execute_activity(LoadLink, product, local_opts(&cfg)).await?;
+                ctx.state_mut(|s| {
+                    s.link = link;
+                    s.link_loaded = true;
+                });
+            }
+
+            let now = now_ms(ctx);
+            let verdict = ctx.state(|s| s.verdict_at(now));
+            let desired: BTreeSet<String> = match (&verdict.entitled, ctx.state(|s| s.link.clone())) {
+                (true, Some(link)) => link.courses.into_iter().collect(),
+                _ => BTreeSet::new(),
+            };
+            let actions = reconcile(ctx, &cfg, &desired).await?;
+            ctx.state_mut(|s| s.note(now, &verdict, actions));
+            upsert_attributes(ctx, &verdict);
+
+            let (reconciled, has_inbox) = ctx.state(|s| (s.attention.is_none() && s.c.enrolled == desired, !s.c.inbox.is_empty()));
+            if has_inbox {
+                continue;
+            }
+            let quiet_until = ctx.state(|s| s.c.last_change.unwrap_or(now)).saturating_add(ms(cfg.retention_secs));
+            if reconciled && verdict.settled {
+                return Ok(ctx.state(|s| s.outcome(&verdict)));
+            }
+            let waiting = matches!(verdict.state, AccessState::AwaitingLink);
+            if reconciled && !verdict.entitled && !waiting && now >= quiet_until {
+                return Ok(ctx.state(|s| s.outcome(&verdict)));
+            }
+            if ctx.continue_as_new_suggested() || ctx.history_length() >= cfg.max_history {
+                let next = ctx.state(|s| AccessInput {
+                    key: s.key.clone(),
+                    config: s.config.clone(),
+                    carried: Some(Carried { runs: s.c.runs + 1, ..s.c.clone() }),
+                });
+                ctx.continue_as_new(next, ContinueAsNewOptions::default())?;
+            }
+
+            let wake_at = if !reconciled {
+                now + ms(cfg.max_retry_interval_secs)
+            } else if waiting {
+                now + ms(cfg.link_poll_secs)
+            } else if let Some(until) = verdict.until {
+                until
+            } else if verdict.entitled {
+                Millis::MAX
+            } else {
+                quiet_until
+            };
+            let seen = ctx.state(|s| s.generation);
+            if wake_at == Millis::MAX {
+                ctx.wait_condition(move |s: &Self| s.generation != seen).await?;
+                continue;
+            }
+            let timer = ctx.timer(Duration::from_millis(wake_at.saturating_sub(now).max(1) as u64));
+            let mut timer = std::pin::pin!(timer);
+            temporalio_sdk::workflows::select! {
+                _ = ctx.wait_condition(move |s: &Self| s.generation != seen) => { timer.cancel(); }
+                _ = timer.as_mut() => {}
+            };
+        }
+    }
+}
+
+impl AccessWorkflow {
+    fn verdict_at(&self, now: Millis) -> Verdict {
+        match &self.link {
+            Some(link) => access::evaluate(&self.c.facts, &link.policy, key_kind(&self.key), now),
+            None if self.c.facts.approvals.is_empty() && self.c.facts.product_id.is_none() => Verdict {
+                state: AccessState::AwaitingPayment,
+                entitled: false,
+                until: None,
+                settled: false,
+                reason: "no events yet".into(),
+            },
+            None => Verdict {
+                state: AccessState::AwaitingLink,
+                entitled: false,
+                until: None,
+                settled: false,
+                reason: format!(
+                    "product {} has no course link yet; add one with `starter links add`",
+                    self.c.facts.product_id.map_or("?".into(), |p| p.to_string())
+                ),
+            },
+        }
+    }
+
+    /// Appends a decision when the verdict or TalentLMS changed.
+    fn note(&mut self, now: Millis, v: &Verdict, actions: Vec<String>) {
+        let changed = self.verdict.as_ref().is_none_or(|old| old.state != v.state || old.entitled != v.entitled || old.until != v.until || old.reason != v.reason);
+        if changed || !actions.is_empty() {
+            self.c.decisions.push(Decision { at: now, state: v.state, entitled: v.entitled, until: v.until, reason: v.reason.clone(), actions });
+            let excess = self.c.decisions.len().saturating_sub(MAX_DECISIONS);
+            self.c.decisions.drain(..excess);
+        }
+        if changed {
+            self.c.last_change = Some(now);
+        }
+        self.verdict = Some(v.clone());
+    }
+
+    fn outcome(&self, v: &Verdict) -> Outcome {
+        Outcome { state: v.state, reason: v.reason.clone(), enrolled_courses: self.c.enrolled.iter().cloned().collect() }
+    }
+
+    fn student(&self) -> Option<StudentRef> {
+        let b = &self.c.facts.buyer.as_ref()?.value;
+        let email = b.email.to_string();
+        let (first, last) = match (&b.first_name, &b.last_name, &b.name) {
+            (Some(f), Some(l), _) => (f.clone(), l.clone()),
+            (_, _, Some(n)) => match n.trim().split_once(' ') {
+                Some((f, l)) => (f.to_string(), l.trim().to_string()),
+                None => (n.trim().to_string(), "-".into()),
+            },
+            _ => (email.split('@').next().unwrap_or("student").to_string(), "-".into()),
+        };
+        Some(StudentRef { email, first_name: first, last_name: last })
+    }
+}
+
+/// Makes TalentLMS match `desired`. Permanent failures are reported on the status (and
+/// retried later) instead of failing the run, so no payment state is lost.
+async fn reconcile(ctx: &mut WorkflowContext<AccessWorkflow>, cfg: &RulesConfig, desired: &BTreeSet<String>) -> WorkflowResult<Vec<String>> {
+    let current = ctx.state(|s| s.c.enrolled.clone());
+    let mut actions = Vec::new();
+    ctx.state_mut(|s| s.attention = None);
+    if current == *desired {
+        return Ok(actions);
+    }
+    let user_id = match ctx.state(|s| s.c.user_id.clone()) {
+        Some(id) => id,
+        None => {
+            let Some(student) = ctx.state(|s| s.student()) else {
+                ctx.state_mut(|s| s.attention = Some("waiting for an event that names the buyer's email".into()));
+                return Ok(actions);
+            };
+            match ctx.execute_activity(EnsureUser, student, talentlms_opts(cfg)).await {
+                Ok(id) => {
+                    ctx.state_mut(|s| s.c.user_id = Some(id.clone()));
+                    id
+                }
+                Err(e) => {
+                    let msg = format!("cannot find or create the TalentLMS user: {e}");
+                    actions.push(msg.clone());
+                    ctx.state_mut(|s| s.attention = Some(msg));
+                    return Ok(actions);
+                }
+            }
+        }
+    };
+    for course in desired.difference(&current) {
+        let input = Enrollment { user_id: user_id.clone(), course_id: course.clone() };
+        match ctx.execute_activity(Enroll, input, talentlms_opts(cfg)).await {
+            Ok(()) => {
+                ctx.state_mut(|s| s.c.enrolled.insert(course.clone()));
+                actions.push(format!("enrolled in course {course}"));
+            }
+            Err(e) => {
+                let msg = format!("enroll in course {course} failed: {e}");
+                actions.push(msg.clone());
+                ctx.state_mut(|s| s.attention = Some(msg));
+            }
+        }
+    }
+    for course in current.difference(desired) {
+        let input = Enrollment { user_id: user_id.clone(), course_id: course.clone() };
+        match ctx.execute_activity(Unenroll, input, talentlms_opts(cfg)).await {
+            Ok(()) => {
+                ctx.state_mut(|s| s.c.enrolled.remove(course));
+                actions.push(format!("unenrolled from course {course}"));
+            }
+            Err(e) => {
+                let msg = format!("unenroll from course {course} failed: {e}");
+                actions.push(msg.clone());
+                ctx.state_mut(|s| s.attention = Some(msg));
+            }
+        }
+    }
+    Ok(actions)
+}
+
+fn upsert_attributes(ctx: &mut WorkflowContext<AccessWorkflow>, v: &Verdict) {
+    let attrs = (v.state.as_str().to_string(), v.until);
+    if ctx.state(|s| s.last_attrs.as_ref() == Some(&attrs)) {
+        return;
+    }
+    let (email, product) = ctx.state(|s| (s.c.facts.buyer.as_ref().map(|b| b.value.email.to_string()), s.c.facts.product_id));
+    let mut updates: Vec<SearchAttributeUpdate> = vec![SA_ACCESS_STATE.value_set(attrs.0.clone())];
+    if let Some(e) = email {
+        updates.push(SA_BUYER_EMAIL.value_set(e));
+    }
+    if let Some(p) = product {
+        updates.push(SA_PRODUCT_ID.value_set(p.to_string()));
+    }
+    updates.push(match v.until {
+        Some(u) => SA_ACCESS_UNTIL.value_set(Timestamp::new(u.div_euclid(1000), (u.rem_euclid(1000) * 1_000_000) as i32)),
+        None => SA_ACCESS_UNTIL.value_unset(),
+    });
+    ctx.upsert_search_attributes(updates);
+    ctx.state_mut(|s| s.last_attrs = Some(attrs));
+}
+
+fn now_ms(ctx: &WorkflowContext<AccessWorkflow>) -> Millis {
+    ctx.workflow_time()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as Millis)
+}
+
+fn ms(secs: u64) -> Millis {
+    i64::try_from(secs).unwrap_or(i64::MAX / 1000).saturating_mul(1000)
+}
+
+fn retry(cfg: &RulesConfig) -> RetryPolicy {
+    RetryPolicy::builder()
+        .initial_interval(Duration::from_millis(500))
+        .backoff_coefficient(2.0)
+        .maximum_interval(Duration::from_secs(cfg.max_retry_interval_secs.max(1)))
+        .build()
+}
+
+/// Store and warehouse activities run on the workflow's own task queue.
+fn local_opts(cfg: &RulesConfig) -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30)).retry_policy(retry(cfg)).build()
+}
+
+/// TalentLMS activities run on their own, rate-limited task queue. They retry until they
+/// succeed or fail permanently (a 4xx that cannot succeed).
+fn talentlms_opts(cfg: &RulesConfig) -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(60))
+        .task_queue(cfg.talentlms_task_queue.clone())
+        .retry_policy(retry(cfg))
+        .build()
+}
+
+pub fn key_kind(key: &WorkflowKey) -> KeyKind {
+    if key.is_subscription() { KeyKind::Subscription } else { KeyKind::Purchase }
+}

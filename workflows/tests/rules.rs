@@ -1,0 +1,167 @@
+//! The access rules as a table: event stream + policy + time -> verdict. Every stream is
+//! built in Hotmart's wire format and goes through the real parser first.
+
+use serde_json::Value;
+use tollgate_workflows::access::{AccessPolicy, AccessState, Facts, KeyKind, evaluate};
+use tollgate_workflows::fixtures::{Sale, cancellation, charge_date_update, switch_plan};
+use tollgate_workflows::hotmart::{self, HotmartEvent, Millis};
+
+const T0: Millis = 1_760_000_000_000;
+const DAY: Millis = 86_400_000;
+const GRACE: u64 = 3 * 86_400;
+
+fn ev(body: Value) -> HotmartEvent {
+    hotmart::parse(body.to_string().as_bytes()).expect("fixture parses").event
+}
+
+fn facts(events: &[HotmartEvent]) -> Facts {
+    let mut f = Facts::default();
+    for e in events {
+        f.apply(e);
+    }
+    f
+}
+
+fn sub(rec: u32, txn: &str, next: Millis) -> Sale {
+    Sale::subscription(7, "SUB1", txn, "ana@example.com", rec, next)
+}
+
+struct Case {
+    name: &'static str,
+    events: Vec<HotmartEvent>,
+    policy: AccessPolicy,
+    kind: KeyKind,
+    now: Millis,
+    state: AccessState,
+    entitled: bool,
+    until: Option<Millis>,
+}
+
+fn cases() -> Vec<Case> {
+    let one = Sale::one_off(5, "HP1", "bia@example.com");
+    let lifetime = AccessPolicy::Lifetime;
+    let term = AccessPolicy::FixedTerm { term_secs: 30 * 86_400 };
+    let subp = AccessPolicy::Subscription { grace_secs: GRACE };
+    let p = KeyKind::Purchase;
+    let s = KeyKind::Subscription;
+    let c = |name, events, policy: &AccessPolicy, kind, now, state, entitled, until| Case { name, events, policy: policy.clone(), kind, now, state, entitled, until };
+    vec![
+        c("nothing yet", vec![], &lifetime, p, T0, AccessState::AwaitingPayment, false, None),
+        c("boleto printed only", vec![ev(one.event("PURCHASE_BILLET_PRINTED", "e0", T0))], &lifetime, p, T0, AccessState::AwaitingPayment, false, None),
+        c("lifetime approved", vec![ev(one.event("PURCHASE_APPROVED", "e1", T0))], &lifetime, p, T0 + 400 * DAY, AccessState::Active, true, None),
+        c("lifetime refunded", vec![ev(one.event("PURCHASE_APPROVED", "e1", T0)), ev(one.event("PURCHASE_REFUNDED", "e2", T0 + DAY))], &lifetime, p, T0 + DAY, AccessState::Revoked, false, None),
+        c("lifetime chargeback", vec![ev(one.event("PURCHASE_APPROVED", "e1", T0)), ev(one.event("PURCHASE_CHARGEBACK", "e2", T0 + DAY))], &lifetime, p, T0 + DAY, AccessState::Revoked, false, None),
+        c("refund before approval", vec![ev(one.event("PURCHASE_REFUNDED", "e2", T0 + DAY))], &lifetime, p, T0 + DAY, AccessState::Revoked, false, None),
+        c("protest changes nothing", vec![ev(one.event("PURCHASE_APPROVED", "e1", T0)), ev(one.event("PURCHASE_PROTEST", "e2", T0 + DAY))], &lifetime, p, T0 + DAY, AccessState::Active, true, None),
+        c("canceled after approval", vec![ev(one.event("PURCHASE_APPROVED", "e1", T0)), ev(one.event("PURCHASE_CANCELED", "e2", T0 + DAY))], &lifetime, p, T0 + DAY, AccessState::Revoked, false, None),
+        c("fixed term running", vec![ev(one.event("PURCHASE_APPROVED", "e1", T0))], &term, p, T0 + 29 * DAY, AccessState::Active, true, Some(T0 + 30 * DAY)),
+        c("fixed term over", vec![ev(one.event("PURCHASE_APPROVED", "e1", T0))], &term, p, T0 + 30 * DAY, AccessState::Expired, false, None),
+        c("subscription paid", vec![ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0))], &subp, s, T0 + DAY, AccessState::Active, true, Some(T0 + 33 * DAY)),
+        c("subscription in grace", vec![ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0))], &subp, s, T0 + 31 * DAY, AccessState::Grace, true, Some(T0 + 33 * DAY)),
+        c("subscription lapsed", vec![ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0))], &subp, s, T0 + 33 * DAY, AccessState::Expired, false, None),
+        c(
+            "renewal extends",
+            vec![ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0)), ev(sub(2, "HP2", T0 + 60 * DAY).event("PURCHASE_APPROVED", "a2", T0 + 30 * DAY))],
+            &subp, s, T0 + 40 * DAY, AccessState::Active, true, Some(T0 + 63 * DAY),
+        ),
+        c(
+            "delay starts grace early",
+            vec![ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0)), ev(sub(2, "HP2", T0 + 30 * DAY).event("PURCHASE_DELAYED", "d2", T0 + 20 * DAY))],
+            &subp, s, T0 + 21 * DAY, AccessState::Grace, true, Some(T0 + 23 * DAY),
+        ),
+        c(
+            "late payment after lapse re-enrolls",
+            vec![
+                ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0)),
+                ev(sub(2, "HP2", T0 + 30 * DAY).event("PURCHASE_DELAYED", "d2", T0 + 30 * DAY)),
+                ev(sub(2, "HP2", T0 + 65 * DAY).event("PURCHASE_APPROVED", "a2", T0 + 35 * DAY)),
+            ],
+            &subp, s, T0 + 36 * DAY, AccessState::Active, true, Some(T0 + 68 * DAY),
+        ),
+        c(
+            "cancellation keeps the paid period, no grace",
+            vec![ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0)), ev(cancellation("c1", T0 + 5 * DAY, 7, "SUB1", "ana@example.com", T0 + 30 * DAY))],
+            &subp, s, T0 + 29 * DAY, AccessState::Cancelled, true, Some(T0 + 30 * DAY),
+        ),
+        c(
+            "cancellation ends at paid period",
+            vec![ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0)), ev(cancellation("c1", T0 + 5 * DAY, 7, "SUB1", "ana@example.com", T0 + 30 * DAY))],
+            &subp, s, T0 + 30 * DAY, AccessState::Expired, false, None,
+        ),
+        c(
+            "charge date moved",
+            vec![ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0)), ev(charge_date_update("u1", T0 + DAY, 7, "SUB1", "ana@example.com", T0 + 45 * DAY))],
+            &subp, s, T0 + 40 * DAY, AccessState::Active, true, Some(T0 + 48 * DAY),
+        ),
+        c(
+            "switch plan carries its next charge",
+            vec![ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0)), ev(switch_plan("sp", T0 + DAY, 7, "SUB1", "ana@example.com", T0 + 365 * DAY, "Yearly"))],
+            &subp, s, T0 + 100 * DAY, AccessState::Active, true, Some(T0 + 368 * DAY),
+        ),
+        c(
+            "refund of the current charge revokes a subscription",
+            vec![ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0)), ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_REFUNDED", "r1", T0 + DAY))],
+            &subp, s, T0 + DAY, AccessState::Revoked, false, None,
+        ),
+        c(
+            "trial at price 0 still grants",
+            vec![ev(Sale { price: Some("0".into()), producer_net: None, ..sub(1, "HP1", T0 + 7 * DAY) }.event("PURCHASE_APPROVED", "a1", T0))],
+            &subp, s, T0 + DAY, AccessState::Active, true, Some(T0 + 10 * DAY),
+        ),
+    ]
+}
+
+#[test]
+fn rules_table() {
+    let mut failures = Vec::new();
+    for case in cases() {
+        let v = evaluate(&facts(&case.events), &case.policy, case.kind, case.now);
+        if (v.state, v.entitled, v.until) != (case.state, case.entitled, case.until) {
+            failures.push(format!("{}: got {:?}/{}/{:?} ({}), want {:?}/{}/{:?}", case.name, v.state, v.entitled, v.until, v.reason, case.state, case.entitled, case.until));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn every_permutation_and_duplication_gives_the_same_facts() {
+    for case in cases() {
+        let ordered = facts(&case.events);
+        let n = case.events.len();
+        let mut idx: Vec<usize> = (0..n).collect();
+        // All permutations (streams here are at most 3 events), each with every event twice.
+        permute(&mut idx, 0, &mut |perm| {
+            let shuffled: Vec<HotmartEvent> = perm.iter().chain(perm.iter().rev()).map(|&i| case.events[i].clone()).collect();
+            assert_eq!(facts(&shuffled), ordered, "{}: order {perm:?}", case.name);
+        });
+    }
+}
+
+fn permute(v: &mut Vec<usize>, k: usize, f: &mut impl FnMut(&[usize])) {
+    if k == v.len() {
+        f(v);
+        return;
+    }
+    for i in k..v.len() {
+        v.swap(k, i);
+        permute(v, k + 1, f);
+        v.swap(k, i);
+    }
+}
+
+#[test]
+fn lifetime_is_settled_after_complete() {
+    let one = Sale::one_off(5, "HP1", "bia@example.com");
+    let f = facts(&[ev(one.event("PURCHASE_COMPLETE", "c", T0 + 8 * DAY)), ev(one.event("PURCHASE_APPROVED", "a", T0))]);
+    let v = evaluate(&f, &AccessPolicy::Lifetime, KeyKind::Purchase, T0 + 9 * DAY);
+    assert!(v.entitled && v.settled, "{v:?}");
+}
+
+#[test]
+fn resend_is_recognised() {
+    let one = Sale::one_off(5, "HP1", "bia@example.com");
+    let e = ev(one.event("PURCHASE_APPROVED", "same-id", T0));
+    let mut f = Facts::default();
+    assert!(f.apply(&e));
+    assert!(!f.apply(&e));
+}
