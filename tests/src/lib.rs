@@ -1,1 +1,239 @@
+//! `spawn_stack`: a whole Tollgate on this machine for one test. The Temporal dev server is
+//! shared by the tests of one binary (each test gets its own task queues, database and
+//! simulator, so tests run in parallel); a test that needs to stop Temporal starts its own.
 
+pub mod temporal;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::process::{Child, Command};
+use tollgate_simulator::{SimConfig, SimHandle};
+use tollgate_workflows::Status;
+
+pub use temporal::{TemporalServer, shared_temporal};
+
+pub const HOTTOK: &str = "test-hottok-0123456789";
+
+/// Where `cargo build` put the binaries (the test command builds them first).
+pub fn bin(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let profile = std::env::var("TOLLGATE_TEST_PROFILE").unwrap_or_else(|_| "debug".into());
+    let p = target.join(profile).join(name);
+    assert!(p.exists(), "{} is missing: run `cargo build --workspace --bins` first (scripts/test.sh does)", p.display());
+    p
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Unique names so parallel tests never share a workflow id or a task queue.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros();
+    format!("{prefix}{}{}{}", std::process::id(), t % 100_000_000, N.fetch_add(1, Ordering::Relaxed))
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+#[derive(Clone)]
+pub struct StackOptions {
+    pub temporal: Option<String>,
+    pub link_poll: &'static str,
+    pub retention: &'static str,
+    pub max_history: u32,
+    pub max_rps: f64,
+    pub sim: SimConfig,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self { temporal: None, link_poll: "1s", retention: "30s", max_history: 2000, max_rps: 50.0, sim: SimConfig::default() }
+    }
+}
+
+pub struct Stack {
+    pub dir: tempfile::TempDir,
+    pub sim: SimHandle,
+    pub temporal: String,
+    pub http_addr: String,
+    pub env: Vec<(String, String)>,
+    pub worker: Option<Child>,
+    pub starter: Option<Child>,
+    pub http: reqwest::Client,
+}
+
+impl Stack {
+    pub async fn spawn(opts: StackOptions) -> Stack {
+        let temporal = match opts.temporal.clone() {
+            Some(t) => t,
+            None => shared_temporal().to_string(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let sim = tollgate_simulator::spawn(opts.sim.clone()).await.unwrap();
+        let http_addr = format!("127.0.0.1:{}", free_port());
+        let queue = unique("tq");
+        let env: Vec<(String, String)> = [
+            ("TEMPORAL_ADDRESS", temporal.clone()),
+            ("TEMPORAL_NAMESPACE", "default".into()),
+            ("TOLLGATE_TASK_QUEUE", queue.clone()),
+            ("TOLLGATE_TALENTLMS_QUEUE", format!("{queue}-lms")),
+            ("TOLLGATE_DB", dir.path().join("tollgate.db").display().to_string()),
+            ("TOLLGATE_HTTP_ADDR", http_addr.clone()),
+            ("TOLLGATE_HOTTOK", HOTTOK.into()),
+            ("TOLLGATE_LINK_POLL", opts.link_poll.into()),
+            ("TOLLGATE_RETENTION", opts.retention.into()),
+            ("TOLLGATE_MAX_HISTORY", opts.max_history.to_string()),
+            ("TOLLGATE_MAX_RETRY_INTERVAL", "2s".into()),
+            ("TALENTLMS_URL", sim.base_url()),
+            ("TALENTLMS_API_KEY", sim.api_key().to_string()),
+            ("TALENTLMS_MAX_RPS", opts.max_rps.to_string()),
+            ("RUST_LOG", "info,temporalio_sdk_core=warn".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let mut stack = Stack { dir, sim, temporal, http_addr, env, worker: None, starter: None, http: reqwest::Client::new() };
+        stack.start_worker();
+        stack.start_starter().await;
+        stack
+    }
+
+    fn command(&self, bin_name: &str, log: &str) -> Command {
+        let mut cmd = Command::new(bin(bin_name));
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join(log)).unwrap();
+        cmd.stdout(Stdio::from(log.try_clone().unwrap())).stderr(Stdio::from(log)).kill_on_drop(true);
+        cmd
+    }
+
+    pub fn start_worker(&mut self) {
+        self.worker = Some(self.command("tollgate-worker", "worker.log").spawn().unwrap());
+    }
+
+    pub async fn start_starter(&mut self) {
+        let mut cmd = self.command("tollgate-starter", "starter.log");
+        cmd.arg("serve");
+        self.starter = Some(cmd.spawn().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = self.http.get(format!("http://{}/healthz", self.http_addr)).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "starter did not come up:\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// kill -9.
+    pub async fn kill_worker(&mut self) {
+        if let Some(mut c) = self.worker.take() {
+            c.kill().await.unwrap();
+        }
+    }
+
+    pub async fn kill_starter(&mut self) {
+        if let Some(mut c) = self.starter.take() {
+            c.kill().await.unwrap();
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        let read = |f: &str| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
+        let tail = |s: String| s.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+        format!("--- worker.log ---\n{}\n--- starter.log ---\n{}", tail(read("worker.log")), tail(read("starter.log")))
+    }
+
+    /// Posts a webhook body with the header token.
+    pub async fn post(&self, body: &Value) -> (u16, Value) {
+        self.post_raw(body.to_string().into_bytes(), Some(HOTTOK)).await
+    }
+
+    pub async fn post_raw(&self, body: Vec<u8>, hottok: Option<&str>) -> (u16, Value) {
+        let mut req = self.http.post(format!("http://{}/webhooks/hotmart", self.http_addr)).header("content-type", "application/json").body(body);
+        if let Some(t) = hottok {
+            req = req.header("X-HOTMART-HOTTOK", t);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Runs a starter subcommand and returns its stdout.
+    pub async fn starter_cmd(&self, args: &[&str]) -> String {
+        let out = self.command("tollgate-starter", "cli.log").args(args).stdout(Stdio::piped()).output().await.unwrap();
+        assert!(out.status.success(), "starter {args:?} failed:\n{}", std::fs::read_to_string(self.dir.path().join("cli.log")).unwrap_or_default());
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub async fn link(&self, product: i64, courses: &[&str], policy: &[&str]) {
+        let product = product.to_string();
+        let mut args = vec!["links", "add", "--product", &product];
+        for c in courses {
+            args.extend(["--course", c]);
+        }
+        args.extend(policy);
+        self.starter_cmd(&args).await;
+    }
+
+    /// (email, course) pairs enrolled in the simulator.
+    pub fn enrolled(&self, email: &str) -> Vec<String> {
+        let mut v: Vec<String> = self.sim.enrollments().into_iter().filter(|(e, _)| e == email).map(|(_, c)| c).collect();
+        v.sort();
+        v
+    }
+
+    pub async fn wait_enrolled(&self, email: &str, want: &[&str], within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.enrolled(email) == want {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("{email}: enrolled in {:?}, want {want:?} after {within:?}\n{}", self.enrolled(email), self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn client(&self) -> temporalio_client::Client {
+        temporal::client(&self.temporal).await
+    }
+
+    pub async fn status(&self, workflow_id: &str) -> Option<Status> {
+        let client = self.client().await;
+        let handle = client.get_workflow_handle::<tollgate_workflows::AccessWorkflow>(workflow_id.to_string());
+        handle.query(tollgate_workflows::AccessWorkflow::status, (), Default::default()).await.ok()
+    }
+
+    pub async fn wait_status(&self, workflow_id: &str, within: Duration, pred: impl Fn(&Status) -> bool) -> Status {
+        let deadline = Instant::now() + within;
+        let mut last = None;
+        loop {
+            if let Some(s) = self.status(workflow_id).await {
+                if pred(&s) {
+                    return s;
+                }
+                last = Some(s);
+            }
+            if Instant::now() > deadline {
+                panic!("{workflow_id}: status never matched; last {last:#?}\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn revenue(&self) -> Vec<Value> {
+        self.starter_cmd(&["revenue"]).await.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+}

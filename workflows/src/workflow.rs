@@ -226,7 +226,7 @@ impl AccessWorkflow {
             };
             let actions = reconcile(ctx, &cfg, &desired).await?;
             ctx.state_mut(|s| s.note(now, &verdict, actions));
-            upsert_attributes(ctx, &verdict);
+            upsert_attributes(ctx, &verdict, now);
 
             let (reconciled, has_inbox) = ctx.state(|s| (s.attention.is_none() && s.c.enrolled == desired, !s.c.inbox.is_empty()));
             if has_inbox {
@@ -393,7 +393,10 @@ async fn reconcile(ctx: &mut WorkflowContext<AccessWorkflow>, cfg: &RulesConfig,
     Ok(actions)
 }
 
-fn upsert_attributes(ctx: &mut WorkflowContext<AccessWorkflow>, v: &Verdict) {
+/// 9999-12-31T00:00:00Z: what `AccessUntil` shows for lifetime access.
+pub const FOREVER_MS: Millis = 253_402_214_400_000;
+
+fn upsert_attributes(ctx: &mut WorkflowContext<AccessWorkflow>, v: &Verdict, now: Millis) {
     let attrs = (v.state.as_str().to_string(), v.until);
     if ctx.state(|s| s.last_attrs.as_ref() == Some(&attrs)) {
         return;
@@ -406,10 +409,14 @@ fn upsert_attributes(ctx: &mut WorkflowContext<AccessWorkflow>, v: &Verdict) {
     if let Some(p) = product {
         updates.push(SA_PRODUCT_ID.value_set(p.to_string()));
     }
-    updates.push(match v.until {
-        Some(u) => SA_ACCESS_UNTIL.value_set(Timestamp::new(u.div_euclid(1000), (u.rem_euclid(1000) * 1_000_000) as i32)),
-        None => SA_ACCESS_UNTIL.value_unset(),
-    });
+    // The server rejects an unset Datetime, so every state has a value: the deadline,
+    // "forever" for lifetime access, or when access was last evaluated as off.
+    let until = match (v.entitled, v.until) {
+        (true, Some(u)) => u,
+        (true, None) => FOREVER_MS,
+        (false, _) => now,
+    };
+    updates.push(SA_ACCESS_UNTIL.value_set(Timestamp::new(until.div_euclid(1000), (until.rem_euclid(1000) * 1_000_000) as i32)));
     ctx.upsert_search_attributes(updates);
     ctx.state_mut(|s| s.last_attrs = Some(attrs));
 }
