@@ -237,3 +237,31 @@ impl Stack {
         self.starter_cmd(&["revenue"]).await.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 }
+
+impl Stack {
+    /// Replays the workflow's history (all runs of `workflow_id`, latest first) against
+    /// the current code: a nondeterminism error fails the test. With
+    /// `TOLLGATE_RECORD_HISTORIES=1` the history is also saved under `tests/histories/`
+    /// for the replay suite.
+    pub async fn check_replay(&self, workflow_id: &str, name: &str) {
+        let client = self.client().await;
+        let handle = client.get_workflow_handle::<tollgate_workflows::AccessWorkflow>(workflow_id.to_string());
+        let json = handle.fetch_history(Default::default()).to_json().await.expect("fetch history");
+        replay_json(&json).await.unwrap_or_else(|e| panic!("{workflow_id} does not replay: {e}"));
+        if std::env::var("TOLLGATE_RECORD_HISTORIES").is_ok_and(|v| v == "1") {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("histories");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("{name}.json")), &json).unwrap();
+        }
+    }
+}
+
+/// Replays one JSON history with the current `AccessWorkflow`.
+pub async fn replay_json(json: &[u8]) -> anyhow::Result<()> {
+    use temporalio_client::WorkflowHistory;
+    use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
+    let history = WorkflowHistory::from_json(json)?;
+    let opts = WorkflowReplayerOptions::new().register_workflow::<tollgate_workflows::AccessWorkflow>()?.build();
+    WorkflowReplayer::new(opts)?.replay_workflow(history).await?;
+    Ok(())
+}

@@ -205,9 +205,6 @@ impl AccessWorkflow {
                 }
                 fresh
             });
-            for row in fresh.iter().filter_map(revenue::row_for) {
-                ctx.execute_activity(RecordRevenue, row, local_opts(&cfg)).await?;
-            }
 
             let product = ctx.state(|s| s.c.facts.product_id);
             if let (Some(product), false) = (product, ctx.state(|s| s.link_loaded)) {
@@ -227,6 +224,10 @@ impl AccessWorkflow {
             let actions = reconcile(ctx, &cfg, &desired).await?;
             ctx.state_mut(|s| s.note(now, &verdict, actions));
             upsert_attributes(ctx, &verdict, now);
+            // Revenue after access: a student should not wait on the warehouse.
+            for row in fresh.iter().filter_map(revenue::row_for) {
+                ctx.execute_activity(RecordRevenue, row, local_opts(&cfg)).await?;
+            }
 
             let (reconciled, has_inbox) = ctx.state(|s| (s.attention.is_none() && s.c.enrolled == desired, !s.c.inbox.is_empty()));
             if has_inbox {
