@@ -61,7 +61,9 @@ impl Settings {
                 link_poll_secs: secs("TOLLGATE_LINK_POLL", d.link_poll_secs)?,
                 retention_secs: secs("TOLLGATE_RETENTION", d.retention_secs)?,
                 max_history: match var("TOLLGATE_MAX_HISTORY") {
-                    Some(v) => v.parse().map_err(|_| anyhow::anyhow!("TOLLGATE_MAX_HISTORY: {v:?} is not a number"))?,
+                    Some(v) => v
+                        .parse()
+                        .map_err(|_| anyhow::anyhow!("TOLLGATE_MAX_HISTORY: {v:?} is not a number"))?,
                     None => d.max_history,
                 },
                 talentlms_task_queue: var("TOLLGATE_TALENTLMS_QUEUE").unwrap_or(d.talentlms_task_queue),
@@ -81,4 +83,17 @@ pub async fn temporal_client() -> anyhow::Result<temporalio_client::Client> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot connect to Temporal at {target}: {e}"))?;
     Ok(Client::new(conn, client_opts)?)
+}
+
+/// Logs to stderr (`RUST_LOG` filters), colored only on a terminal.
+pub fn init_logging() {
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,temporalio_sdk_core=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 }

@@ -11,7 +11,7 @@ use temporalio_macros::activities;
 use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use tollgate_store::{Links, Warehouse};
-use tollgate_workflows::acts::{Enrollment, StudentRef};
+use tollgate_workflows::acts::{Enrollment, NewStudent};
 use tollgate_workflows::revenue::RevenueRow;
 use tollgate_workflows::{CourseLink, ProductId};
 
@@ -24,12 +24,20 @@ pub struct StoreActivities {
 #[activities]
 impl StoreActivities {
     #[activity(name = "load_link")]
-    pub async fn load_link(self: Arc<Self>, _ctx: ActivityContext, product: ProductId) -> Result<Option<CourseLink>, ActivityError> {
+    pub async fn load_link(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        product: ProductId,
+    ) -> Result<Option<CourseLink>, ActivityError> {
         Ok(self.links.get(product).await?)
     }
 
     #[activity(name = "record_revenue")]
-    pub async fn record_revenue(self: Arc<Self>, _ctx: ActivityContext, row: RevenueRow) -> Result<bool, ActivityError> {
+    pub async fn record_revenue(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        row: RevenueRow,
+    ) -> Result<bool, ActivityError> {
         let inserted = self.warehouse.record(row.clone()).await?;
         tracing::info!(key = %row.key, gross = %row.gross, inserted, "revenue row");
         Ok(inserted)
@@ -37,25 +45,74 @@ impl StoreActivities {
 }
 
 /// TalentLMS activities; run on their own task queue, whose dispatch rate the server
-/// caps at `TALENTLMS_MAX_RPS` across all workers.
+/// caps at `TALENTLMS_MAX_RPS` across all workers. The server's limiter allows short
+/// bursts, so each worker also spaces its own calls (`pace`): one worker never exceeds
+/// the rate in any one-second window.
 pub struct TalentLmsActivities {
     pub client: talentlms::Client,
+    pub pace: Pace,
+}
+
+/// Spaces calls at least `interval` apart, in arrival order.
+pub struct Pace {
+    next: tokio::sync::Mutex<tokio::time::Instant>,
+    interval: Duration,
+}
+
+impl Pace {
+    pub fn per_second(rate: f64) -> Self {
+        // 3% slack so network jitter cannot squeeze two calls into one window.
+        let interval = Duration::from_secs_f64(1.03 / rate);
+        Self { next: tokio::sync::Mutex::new(tokio::time::Instant::now()), interval }
+    }
+
+    pub async fn wait(&self) {
+        let slot = {
+            let mut next = self.next.lock().await;
+            let slot = (*next).max(tokio::time::Instant::now());
+            *next = slot + self.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
 }
 
 #[activities]
 impl TalentLmsActivities {
-    #[activity(name = "ensure_user")]
-    pub async fn ensure_user(self: Arc<Self>, _ctx: ActivityContext, s: StudentRef) -> Result<String, ActivityError> {
-        let user = self
-            .client
-            .ensure_user(&s.email, &s.first_name, &s.last_name)
-            .await
-            .map_err(|e| failure("find or create user", e))?;
-        Ok(user.id.to_string())
+    #[activity(name = "find_user")]
+    pub async fn find_user(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        email: String,
+    ) -> Result<Option<String>, ActivityError> {
+        self.pace.wait().await;
+        let user = self.client.find_user_by_email(&email).await.map_err(|e| failure("find user", e))?;
+        Ok(user.map(|u| u.id.to_string()))
+    }
+
+    #[activity(name = "create_user")]
+    pub async fn create_user(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        n: NewStudent,
+    ) -> Result<Option<String>, ActivityError> {
+        let s = &n.student;
+        let new = talentlms::NewUser::for_student(&s.email, &s.first_name, &s.last_name, n.login_suffix);
+        self.pace.wait().await;
+        match self.client.create_user(&new).await {
+            Ok(user) => {
+                tracing::info!(user = %user.id, "created TalentLMS user");
+                Ok(Some(user.id.to_string()))
+            }
+            // Created meanwhile (another worker, or our own earlier attempt whose answer was lost).
+            Err(e) if e.is_conflict() => Ok(None),
+            Err(e) => Err(failure("create user", e)),
+        }
     }
 
     #[activity(name = "enroll")]
     pub async fn enroll(self: Arc<Self>, _ctx: ActivityContext, e: Enrollment) -> Result<(), ActivityError> {
+        self.pace.wait().await;
         let outcome = self
             .client
             .enroll(&talentlms::UserId(e.user_id.clone()), &talentlms::CourseId(e.course_id.clone()))
@@ -66,7 +123,12 @@ impl TalentLmsActivities {
     }
 
     #[activity(name = "unenroll")]
-    pub async fn unenroll(self: Arc<Self>, _ctx: ActivityContext, e: Enrollment) -> Result<(), ActivityError> {
+    pub async fn unenroll(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        e: Enrollment,
+    ) -> Result<(), ActivityError> {
+        self.pace.wait().await;
         let outcome = self
             .client
             .unenroll(&talentlms::UserId(e.user_id.clone()), &talentlms::CourseId(e.course_id.clone()))

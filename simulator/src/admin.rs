@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -62,12 +62,17 @@ async fn add_course(State(sim): State<Arc<Sim>>, body: Result<Json<NewCourse>, J
         Err(e) => return bad(e.body_text()),
     };
     match sim.lock().db.add_course(c.id, c.name, c.code) {
-        Ok(c) => (StatusCode::CREATED, Json(SimCourse { id: c.id, name: c.name, code: c.code })).into_response(),
+        Ok(c) => {
+            (StatusCode::CREATED, Json(SimCourse { id: c.id, name: c.name, code: c.code })).into_response()
+        }
         Err(e) => bad(e),
     }
 }
 
-async fn set_rate_limit(State(sim): State<Arc<Sim>>, body: Result<Json<RateLimitConfig>, JsonRejection>) -> Response {
+async fn set_rate_limit(
+    State(sim): State<Arc<Sim>>,
+    body: Result<Json<RateLimitConfig>, JsonRejection>,
+) -> Response {
     let Json(rl) = match body {
         Ok(b) => b,
         Err(e) => return bad(e.body_text()),

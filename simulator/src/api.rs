@@ -123,7 +123,9 @@ fn authorized(headers: &HeaderMap, key: &str) -> bool {
     let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let Some((scheme, creds)) = value.split_once(' ') else { return false };
+    let Some((scheme, creds)) = value.split_once(' ') else {
+        return false;
+    };
     if !scheme.eq_ignore_ascii_case("basic") {
         return false;
     }
@@ -191,8 +193,10 @@ async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response
     let mut resp = match verdict {
         Verdict::Unauthorized => {
             tracing::warn!(endpoint, "refused a call with a missing or wrong API key");
-            let mut r = ApiError::invalid(StatusCode::UNAUTHORIZED, "Invalid API key provided").into_response();
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"TalentLMS\""));
+            let mut r =
+                ApiError::invalid(StatusCode::UNAUTHORIZED, "Invalid API key provided").into_response();
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"TalentLMS\""));
             r
         }
         Verdict::Limited => {
@@ -210,7 +214,12 @@ async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response
                 let mut r = err.into_response();
                 if forced_429 {
                     // Looks like a limit hit that clears in a second.
-                    set_rate_headers(r.headers_mut(), None, 0, epoch_secs(Instant::now() + Duration::from_secs(1)));
+                    set_rate_headers(
+                        r.headers_mut(),
+                        None,
+                        0,
+                        epoch_secs(Instant::now() + Duration::from_secs(1)),
+                    );
                 }
                 r
             } else {
@@ -218,7 +227,8 @@ async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response
                 if plan.fail_after_commit && r.status().is_success() {
                     tracing::info!(endpoint, "injected fault after the call committed");
                     sim.lock().stats.injected += 1;
-                    ApiError::server(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error").into_response()
+                    ApiError::server(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+                        .into_response()
                 } else {
                     r
                 }
@@ -269,7 +279,8 @@ mod tests {
 
     #[test]
     fn certain_faults_always_fire_and_zero_never() {
-        let always = FaultConfig { error_rate: 1.0, fail_after_commit_rate: 1.0, latency_ms: 7, ..Default::default() };
+        let always =
+            FaultConfig { error_rate: 1.0, fail_after_commit_rate: 1.0, latency_ms: 7, ..Default::default() };
         for _ in 0..50 {
             let p = plan(&always);
             assert!(p.before.as_ref().is_some_and(|e| e.status.is_server_error()));

@@ -243,10 +243,7 @@ impl Sim {
 }
 
 fn router(sim: Arc<Sim>) -> Router {
-    Router::new()
-        .nest("/api/v1", api::router(sim.clone()))
-        .nest("/_sim", admin::router())
-        .with_state(sim)
+    Router::new().nest("/api/v1", api::router(sim.clone())).nest("/_sim", admin::router()).with_state(sim)
 }
 
 /// Serves until `shutdown` completes. The binary's entry point.

@@ -154,9 +154,19 @@ pub fn seed_courses() -> Vec<Course> {
     let now = Utc::now();
     [
         ("101", "Onboarding Essentials", "ONB-101", "Everything a new member needs in the first week."),
-        ("102", "Digital Marketing Fundamentals", "MKT-102", "Funnels, paid traffic and email marketing basics."),
+        (
+            "102",
+            "Digital Marketing Fundamentals",
+            "MKT-102",
+            "Funnels, paid traffic and email marketing basics.",
+        ),
         ("103", "Advanced Excel for Business", "XLS-103", "Pivot tables, lookups and dashboards."),
-        ("104", "Leadership and Team Communication", "LDR-104", "Feedback, one-on-ones and running meetings."),
+        (
+            "104",
+            "Leadership and Team Communication",
+            "LDR-104",
+            "Feedback, one-on-ones and running meetings.",
+        ),
     ]
     .into_iter()
     .map(|(id, name, code, description)| Course {
@@ -180,7 +190,12 @@ pub struct Db {
 
 impl Default for Db {
     fn default() -> Self {
-        Self { users: BTreeMap::new(), next_user_id: 1, courses: seed_courses(), enrollments: BTreeMap::new() }
+        Self {
+            users: BTreeMap::new(),
+            next_user_id: 1,
+            courses: seed_courses(),
+            enrollments: BTreeMap::new(),
+        }
     }
 }
 
@@ -221,15 +236,23 @@ impl Db {
         id.parse::<u64>().ok().and_then(|id| self.users.get(&id)).ok_or_else(ApiError::no_user)
     }
 
-    pub fn add_course(&mut self, id: Option<String>, name: String, code: Option<String>) -> Result<Course, String> {
+    pub fn add_course(
+        &mut self,
+        id: Option<String>,
+        name: String,
+        code: Option<String>,
+    ) -> Result<Course, String> {
         if name.trim().is_empty() {
             return Err("course name must not be empty".into());
         }
         let id = match id {
-            Some(id) if self.courses.iter().any(|c| c.id == id) => return Err(format!("course {id} already exists")),
+            Some(id) if self.courses.iter().any(|c| c.id == id) => {
+                return Err(format!("course {id} already exists"));
+            }
             Some(id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => id,
             Some(id) => return Err(format!("course id {id:?} must be numeric")),
-            None => (self.courses.iter().filter_map(|c| c.id.parse::<u64>().ok()).max().unwrap_or(100) + 1).to_string(),
+            None => (self.courses.iter().filter_map(|c| c.id.parse::<u64>().ok()).max().unwrap_or(100) + 1)
+                .to_string(),
         };
         let course = Course {
             code: code.unwrap_or_else(|| format!("C-{id}")),
@@ -303,9 +326,9 @@ impl Db {
         else {
             return Err(ApiError::invalid(StatusCode::BAD_REQUEST, "A required parameter is missing"));
         };
-        let email_ok = email
-            .split_once('@')
-            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.') && !email.contains(char::is_whitespace));
+        let email_ok = email.split_once('@').is_some_and(|(l, d)| {
+            !l.is_empty() && d.contains('.') && !d.starts_with('.') && !email.contains(char::is_whitespace)
+        });
         if !email_ok {
             return Err(ApiError::invalid(StatusCode::BAD_REQUEST, "Invalid email address"));
         }
@@ -313,13 +336,22 @@ impl Db {
             return Err(ApiError::invalid(StatusCode::BAD_REQUEST, "Invalid login"));
         }
         if password.chars().count() < 8 {
-            return Err(ApiError::invalid(StatusCode::BAD_REQUEST, "The password must be at least 8 characters long"));
+            return Err(ApiError::invalid(
+                StatusCode::BAD_REQUEST,
+                "The password must be at least 8 characters long",
+            ));
         }
         if self.users.values().any(|u| u.email.eq_ignore_ascii_case(email)) {
-            return Err(ApiError::invalid(StatusCode::BAD_REQUEST, "A user with the same email address already exists"));
+            return Err(ApiError::invalid(
+                StatusCode::BAD_REQUEST,
+                "A user with the same email address already exists",
+            ));
         }
         if self.users.values().any(|u| u.login.eq_ignore_ascii_case(login)) {
-            return Err(ApiError::invalid(StatusCode::BAD_REQUEST, "A user with the same login already exists"));
+            return Err(ApiError::invalid(
+                StatusCode::BAD_REQUEST,
+                "A user with the same login already exists",
+            ));
         }
         let id = self.next_user_id;
         self.next_user_id += 1;
@@ -371,7 +403,10 @@ impl Db {
             return Err(ApiError::invalid(StatusCode::BAD_REQUEST, "Invalid role"));
         }
         if self.enrollments.contains_key(&(uid, cid.clone())) {
-            return Err(ApiError::invalid(StatusCode::BAD_REQUEST, "The requested user is already enrolled in this course"));
+            return Err(ApiError::invalid(
+                StatusCode::BAD_REQUEST,
+                "The requested user is already enrolled in this course",
+            ));
         }
         tracing::info!(user_id = uid, course_id = %cid, "user enrolled");
         self.enrollments.insert((uid, cid.clone()), Enrollment { role: role.into(), enrolled: Utc::now() });
@@ -381,7 +416,10 @@ impl Db {
     pub fn unenroll(&mut self, args: &BTreeMap<String, String>) -> ApiResult {
         let (uid, cid) = self.user_and_course(args)?;
         if self.enrollments.remove(&(uid, cid.clone())).is_none() {
-            return Err(ApiError::invalid(StatusCode::BAD_REQUEST, "The requested user is not enrolled in this course"));
+            return Err(ApiError::invalid(
+                StatusCode::BAD_REQUEST,
+                "The requested user is not enrolled in this course",
+            ));
         }
         tracing::info!(user_id = uid, course_id = %cid, "user removed from course");
         let name = &self.course(&cid)?.name;
@@ -507,13 +545,22 @@ mod tests {
     #[test]
     fn failed_operations_change_nothing() {
         let mut db = Db::default();
-        let ok = form(&[("first_name", "Ana"), ("last_name", "Silva"), ("email", "ana@example.com"), ("login", "ana"), ("password", "S3cret-pass")]);
+        let ok = form(&[
+            ("first_name", "Ana"),
+            ("last_name", "Silva"),
+            ("email", "ana@example.com"),
+            ("login", "ana"),
+            ("password", "S3cret-pass"),
+        ]);
         db.signup(&ok).unwrap();
         let dup = db.signup(&ok).unwrap_err();
         assert_eq!(dup.message, "A user with the same email address already exists");
         assert_eq!(db.users().count(), 1);
         let bad = db.enroll(&form(&[("user_id", "1"), ("course_id", "999")])).unwrap_err();
-        assert_eq!((bad.status, bad.message.as_str()), (StatusCode::NOT_FOUND, "The requested course does not exist"));
+        assert_eq!(
+            (bad.status, bad.message.as_str()),
+            (StatusCode::NOT_FOUND, "The requested course does not exist")
+        );
         assert_eq!(db.enrollments().count(), 0);
         db.enroll(&form(&[("user_id", "1"), ("course_id", "101")])).unwrap();
         let again = db.enroll(&form(&[("user_id", "1"), ("course_id", "101")])).unwrap_err();

@@ -35,10 +35,18 @@ async fn auth_errors_and_rate_headers_follow_talentlms() {
     let courses: Value = r.json().await.unwrap();
     assert_eq!(courses[0]["id"], "101", "ids are strings");
 
-    let r = http.get(api(&sim, "users/email:nobody%40example.com")).basic_auth(sim.api_key(), Some("")).send().await.unwrap();
+    let r = http
+        .get(api(&sim, "users/email:nobody%40example.com"))
+        .basic_auth(sim.api_key(), Some(""))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let body: Value = r.json().await.unwrap();
-    assert_eq!(body, json!({"error": {"type": "invalid_request_error", "message": "The requested user does not exist"}}));
+    assert_eq!(
+        body,
+        json!({"error": {"type": "invalid_request_error", "message": "The requested user does not exist"}})
+    );
 
     let r = http.get(api(&sim, "nosuchthing")).basic_auth(sim.api_key(), Some("")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
@@ -49,8 +57,23 @@ async fn auth_errors_and_rate_headers_follow_talentlms() {
 async fn signup_enroll_and_status_over_the_wire() {
     let (sim, http) = start().await;
     let key = sim.api_key().to_owned();
-    let form = [("first_name", "Ana"), ("last_name", "Silva"), ("email", "ana@example.com"), ("login", "ana"), ("password", "Str0ng!pass")];
-    let user: Value = http.post(api(&sim, "usersignup")).basic_auth(&key, Some("")).form(&form).send().await.unwrap().json().await.unwrap();
+    let form = [
+        ("first_name", "Ana"),
+        ("last_name", "Silva"),
+        ("email", "ana@example.com"),
+        ("login", "ana"),
+        ("password", "Str0ng!pass"),
+    ];
+    let user: Value = http
+        .post(api(&sim, "usersignup"))
+        .basic_auth(&key, Some(""))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(user["id"], "1");
     assert_eq!(user["courses"], json!([]));
 
@@ -77,11 +100,24 @@ async fn signup_enroll_and_status_over_the_wire() {
         .unwrap();
     assert_eq!(status["completion_status"], "not_attempted");
 
-    let r = http.get(api(&sim, "usersetstatus/user_id:1,status:inactive")).basic_auth(&key, Some("")).send().await.unwrap();
+    let r = http
+        .get(api(&sim, "usersetstatus/user_id:1,status:inactive"))
+        .basic_auth(&key, Some(""))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(sim.users()[0].status, "inactive");
 
-    let rl: Value = http.get(api(&sim, "ratelimit")).basic_auth(&key, Some("")).send().await.unwrap().json().await.unwrap();
+    let rl: Value = http
+        .get(api(&sim, "ratelimit"))
+        .basic_auth(&key, Some(""))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(rl["limit"], "200");
     assert_eq!(rl["remaining"], "195");
 }
@@ -102,9 +138,18 @@ async fn admin_api_controls_faults_courses_and_reset() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["type"], "api_error");
 
-    let c: Value = http.post(admin("courses")).json(&json!({"name": "Sales Mastery"})).send().await.unwrap().json().await.unwrap();
+    let c: Value = http
+        .post(admin("courses"))
+        .json(&json!({"name": "Sales Mastery"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(c, json!({"id": "105", "name": "Sales Mastery", "code": "C-105"}));
-    let r = http.post(admin("rate-limit")).json(&json!({"limit": 10, "window_secs": 1})).send().await.unwrap();
+    let r =
+        http.post(admin("rate-limit")).json(&json!({"limit": 10, "window_secs": 1})).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 
     let state: Value = http.get(admin("state")).send().await.unwrap().json().await.unwrap();

@@ -64,16 +64,16 @@ enum LinksCmd {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,temporalio_sdk_core=warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    tollgate_activities::config::init_logging();
     let cli = Cli::parse();
     let settings = Settings::from_env()?;
     match cli.cmd {
         Cmd::Serve { addr } => {
             let hottok = std::env::var("TOLLGATE_HOTTOK").unwrap_or_default();
-            anyhow::ensure!(!hottok.trim().is_empty(), "TOLLGATE_HOTTOK is not set: every webhook would be refused");
+            anyhow::ensure!(
+                !hottok.trim().is_empty(),
+                "TOLLGATE_HOTTOK is not set: every webhook would be refused"
+            );
             let running = serve(ServeConfig { addr, hottok, settings, forward: true }).await?;
             tokio::signal::ctrl_c().await?;
             running.stop().await?;

@@ -45,8 +45,12 @@ pub fn parse_policy(kind: &str, term: Option<&str>, grace: Option<&str>) -> anyh
     Ok(match kind {
         "lifetime" => AccessPolicy::Lifetime,
         "fixed_term" | "fixed-term" => AccessPolicy::FixedTerm { term_secs: dur(term, "term")? },
-        "subscription" => AccessPolicy::Subscription { grace_secs: grace.map(|g| dur(Some(g), "grace")).transpose()?.unwrap_or(3 * 86_400) },
-        other => anyhow::bail!("unknown policy {other:?}: use lifetime, fixed_term or subscription"),
+        "subscription" => AccessPolicy::Subscription {
+            grace_secs: grace.map(|g| dur(Some(g), "grace")).transpose()?.unwrap_or(3 * 86_400),
+        },
+        other => {
+            anyhow::bail!("unknown policy {other:?}: use lifetime, fixed_term or subscription")
+        }
     })
 }
 

@@ -48,8 +48,14 @@ pub fn router(state: AppState) -> Router {
 
 async fn healthz(State(s): State<AppState>) -> Response {
     match s.journal.counts().await {
-        Ok((entries, pending)) => Json(json!({"status": "ok", "journal": {"entries": entries, "pending": pending}})).into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "degraded", "error": format!("journal: {e}")}))).into_response(),
+        Ok((entries, pending)) => {
+            Json(json!({"status": "ok", "journal": {"entries": entries, "pending": pending}})).into_response()
+        }
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "degraded", "error": format!("journal: {e}")})),
+        )
+            .into_response(),
     }
 }
 
@@ -95,7 +101,12 @@ async fn hotmart_webhook(State(s): State<AppState>, headers: HeaderMap, body: By
         Err(e) => {
             // Not journaled: a 5xx makes Hotmart resend.
             tracing::error!(event_id = %id, error = %e, "journal write failed");
-            error(StatusCode::SERVICE_UNAVAILABLE, "journal_unavailable", "event not stored; resend later", None)
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "journal_unavailable",
+                "event not stored; resend later",
+                None,
+            )
         }
     }
 }

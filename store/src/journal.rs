@@ -15,7 +15,9 @@ use crate::db::{Db, now_ms};
 pub enum Appended {
     New,
     /// Already journaled (a resend); `deliveries` counts every arrival.
-    Duplicate { deliveries: i64 },
+    Duplicate {
+        deliveries: i64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -50,7 +52,12 @@ impl Journal {
 
     /// Durably records one delivery. `body` is the stored copy of the raw body (with the
     /// token already removed); `workflow_id` is `None` for events that route nowhere.
-    pub async fn append(&self, event: HotmartEvent, workflow_id: Option<String>, body: String) -> anyhow::Result<Appended> {
+    pub async fn append(
+        &self,
+        event: HotmartEvent,
+        workflow_id: Option<String>,
+        body: String,
+    ) -> anyhow::Result<Appended> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Pending { event, workflow_id, body, reply })
@@ -67,7 +74,9 @@ impl Journal {
                     "SELECT seq, workflow_id, event FROM journal
                      WHERE forwarded_at IS NULL AND workflow_id IS NOT NULL ORDER BY seq LIMIT ?1",
                 )?;
-                let rows = st.query_map([limit as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+                let rows = st.query_map([limit as i64], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                })?;
                 let mut out = Vec::new();
                 for row in rows {
                     let (seq, workflow_id, json) = row?;
@@ -120,7 +129,13 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Pending>) {
             .iter()
             .map(|p| {
                 let json = serde_json::to_string(&p.event).unwrap_or_default();
-                (p.event.id.to_string(), p.event.kind.to_string(), p.workflow_id.clone(), json, p.body.clone())
+                (
+                    p.event.id.to_string(),
+                    p.event.kind.to_string(),
+                    p.workflow_id.clone(),
+                    json,
+                    p.body.clone(),
+                )
             })
             .collect();
         let result = db

@@ -50,8 +50,11 @@ impl Links {
     pub async fn list(&self) -> anyhow::Result<Vec<CourseLink>> {
         self.db
             .call(|c| {
-                let mut st = c.prepare("SELECT product_id, courses, policy FROM course_links ORDER BY product_id")?;
-                let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+                let mut st =
+                    c.prepare("SELECT product_id, courses, policy FROM course_links ORDER BY product_id")?;
+                let rows = st.query_map([], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                })?;
                 rows.map(|r| decode(r?)).collect()
             })
             .await
@@ -59,7 +62,9 @@ impl Links {
 
     /// Returns whether a link existed.
     pub async fn remove(&self, product: ProductId) -> anyhow::Result<bool> {
-        self.db.call(move |c| Ok(c.execute("DELETE FROM course_links WHERE product_id = ?1", [product.0])? > 0)).await
+        self.db
+            .call(move |c| Ok(c.execute("DELETE FROM course_links WHERE product_id = ?1", [product.0])? > 0))
+            .await
     }
 }
 

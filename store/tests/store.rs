@@ -21,7 +21,10 @@ async fn journal_recognises_resends_and_survives_reopen() {
     let j = Journal::new(db);
     let e = event("e1", "HP1");
     assert_eq!(j.append(e.clone(), Some("purchase-HP1".into()), "{}".into()).await.unwrap(), Appended::New);
-    assert_eq!(j.append(e.clone(), Some("purchase-HP1".into()), "{}".into()).await.unwrap(), Appended::Duplicate { deliveries: 2 });
+    assert_eq!(
+        j.append(e.clone(), Some("purchase-HP1".into()), "{}".into()).await.unwrap(),
+        Appended::Duplicate { deliveries: 2 }
+    );
     // Unroutable events are kept but never pending.
     assert_eq!(j.append(event("e2", "HP2"), None, "{}".into()).await.unwrap(), Appended::New);
     assert_eq!(j.counts().await.unwrap(), (2, 1));
@@ -44,7 +47,11 @@ async fn concurrent_appends_group_commit_without_loss() {
     for i in 0..300 {
         let j = j.clone();
         // Every event twice: 300 distinct ids, 600 deliveries.
-        tasks.push(tokio::spawn(async move { j.append(event(&format!("e{}", i % 150), &format!("HP{i}")), Some(format!("w{i}")), "{}".into()).await.unwrap() }));
+        tasks.push(tokio::spawn(async move {
+            j.append(event(&format!("e{}", i % 150), &format!("HP{i}")), Some(format!("w{i}")), "{}".into())
+                .await
+                .unwrap()
+        }));
     }
     let mut new = 0;
     for t in tasks {
@@ -61,7 +68,11 @@ async fn links_crud() {
     let (_dir, db) = db();
     let links = Links::new(db);
     assert!(links.get(ProductId(1)).await.unwrap().is_none());
-    let link = CourseLink { product_id: ProductId(1), courses: vec!["101".into(), "102".into()], policy: AccessPolicy::FixedTerm { term_secs: 60 } };
+    let link = CourseLink {
+        product_id: ProductId(1),
+        courses: vec!["101".into(), "102".into()],
+        policy: AccessPolicy::FixedTerm { term_secs: 60 },
+    };
     links.upsert(link.clone()).await.unwrap();
     assert_eq!(links.get(ProductId(1)).await.unwrap(), Some(link.clone()));
     let changed = CourseLink { policy: AccessPolicy::Lifetime, ..link };

@@ -63,9 +63,9 @@ impl Error {
     /// The HTTP status TalentLMS answered with, if it answered.
     pub fn status(&self) -> Option<u16> {
         match self {
-            Self::Server { status, .. } | Self::Unauthorized { status, .. } | Self::Rejected { status, .. } => {
-                Some(*status)
-            }
+            Self::Server { status, .. }
+            | Self::Unauthorized { status, .. }
+            | Self::Rejected { status, .. } => Some(*status),
             Self::RateLimited { .. } => Some(429),
             _ => None,
         }
@@ -97,7 +97,8 @@ impl Error {
     }
 
     pub(crate) fn from_response(op: &str, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Self {
-        let (kind, message) = parse_error_body(body).unwrap_or_else(|| (String::new(), fallback_message(status, body)));
+        let (kind, message) =
+            parse_error_body(body).unwrap_or_else(|| (String::new(), fallback_message(status, body)));
         let op = op.to_owned();
         match status.as_u16() {
             429 => Self::RateLimited { op, retry_after: retry_after(headers, SystemTime::now()), message },
@@ -173,25 +174,48 @@ mod tests {
     #[test]
     fn retry_after_prefers_retry_after_then_reset_then_default() {
         let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(retry_after(&headers(&[("retry-after", "7"), ("x-ratelimit-reset", "1700000003")]), now), Duration::from_secs(7));
-        assert_eq!(retry_after(&headers(&[("x-ratelimit-reset", "1700000003")]), now), Duration::from_secs(3));
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "7"), ("x-ratelimit-reset", "1700000003")]), now),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            retry_after(&headers(&[("x-ratelimit-reset", "1700000003")]), now),
+            Duration::from_secs(3)
+        );
         assert_eq!(retry_after(&headers(&[("x-ratelimit-reset", "4")]), now), Duration::from_secs(4));
         assert_eq!(retry_after(&headers(&[]), now), DEFAULT_RETRY_AFTER);
         // A reset already in the past still waits a little; absurd values are capped.
-        assert_eq!(retry_after(&headers(&[("x-ratelimit-reset", "1699999990")]), now), Duration::from_secs(1));
+        assert_eq!(
+            retry_after(&headers(&[("x-ratelimit-reset", "1699999990")]), now),
+            Duration::from_secs(1)
+        );
         assert_eq!(retry_after(&headers(&[("retry-after", "999999")]), now), MAX_RETRY_AFTER);
         assert_eq!(retry_after(&headers(&[("retry-after", "soon")]), now), DEFAULT_RETRY_AFTER);
     }
 
     #[test]
     fn statuses_map_to_variants() {
-        let body = br#"{"error":{"type":"invalid_request_error","message":"The requested course does not exist"}}"#;
-        let e = Error::from_response("enroll user 34 in course 12", StatusCode::NOT_FOUND, &HeaderMap::new(), body);
+        let body =
+            br#"{"error":{"type":"invalid_request_error","message":"The requested course does not exist"}}"#;
+        let e = Error::from_response(
+            "enroll user 34 in course 12",
+            StatusCode::NOT_FOUND,
+            &HeaderMap::new(),
+            body,
+        );
         assert!(matches!(&e, Error::Rejected { status: 404, kind, .. } if kind == "invalid_request_error"));
-        assert_eq!(e.to_string(), "TalentLMS rejected enroll user 34 in course 12: The requested course does not exist");
+        assert_eq!(
+            e.to_string(),
+            "TalentLMS rejected enroll user 34 in course 12: The requested course does not exist"
+        );
         assert!(!e.is_retryable());
 
-        let e = Error::from_response("x", StatusCode::BAD_GATEWAY, &HeaderMap::new(), b"<html><body>Bad Gateway</body></html>");
+        let e = Error::from_response(
+            "x",
+            StatusCode::BAD_GATEWAY,
+            &HeaderMap::new(),
+            b"<html><body>Bad Gateway</body></html>",
+        );
         assert!(matches!(&e, Error::Server { status: 502, message, .. } if message.contains("Bad Gateway")));
         assert!(e.is_retryable());
 
@@ -199,7 +223,12 @@ mod tests {
         assert!(matches!(&e, Error::Unauthorized { status: 403, message, .. } if message == "Forbidden"));
         assert!(!e.is_retryable());
 
-        let e = Error::from_response("x", StatusCode::TOO_MANY_REQUESTS, &headers(&[("retry-after", "2")]), b"{}");
+        let e = Error::from_response(
+            "x",
+            StatusCode::TOO_MANY_REQUESTS,
+            &headers(&[("retry-after", "2")]),
+            b"{}",
+        );
         assert_eq!(e.retry_after(), Some(Duration::from_secs(2)));
         assert!(e.is_retryable());
 

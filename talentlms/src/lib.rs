@@ -16,7 +16,9 @@ use reqwest::RequestBuilder;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
 pub use error::Error;
-pub use model::{Course, CourseId, EnrollOutcome, NewUser, RateLimit, UnenrollOutcome, User, UserCourse, UserId};
+pub use model::{
+    Course, CourseId, EnrollOutcome, NewUser, RateLimit, UnenrollOutcome, User, UserCourse, UserId,
+};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -47,7 +49,11 @@ impl Client {
     }
 
     /// Like [`Client::new`] with a different whole-request timeout.
-    pub fn with_timeout(base_url: &str, api_key: impl Into<String>, timeout: Duration) -> Result<Self, Error> {
+    pub fn with_timeout(
+        base_url: &str,
+        api_key: impl Into<String>,
+        timeout: Duration,
+    ) -> Result<Self, Error> {
         let api_key = api_key.into();
         if api_key.trim().is_empty() {
             return Err(Error::Config("the API key is empty".into()));
@@ -91,14 +97,24 @@ impl Client {
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = resp.bytes().await.map_err(|e| Error::transport(op, e))?;
-        tracing::debug!(op, status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "TalentLMS call");
+        tracing::debug!(
+            op,
+            status = status.as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "TalentLMS call"
+        );
         if !status.is_success() {
             return Err(Error::from_response(op, status, &headers, &body));
         }
         serde_json::from_slice(&body).map_err(|e| Error::Decode { op: op.into(), detail: e.to_string() })
     }
 
-    async fn lookup<T: DeserializeOwned>(&self, op: &str, path: &str, absent: &str) -> Result<Option<T>, Error> {
+    async fn lookup<T: DeserializeOwned>(
+        &self,
+        op: &str,
+        path: &str,
+        absent: &str,
+    ) -> Result<Option<T>, Error> {
         match self.call(op, self.get(path)).await {
             Ok(v) => Ok(Some(v)),
             Err(e) if e.rejected_with(absent) => Ok(None),
@@ -133,36 +149,25 @@ impl Client {
     /// Safe under concurrency: a create that conflicts is followed by another lookup. Empty
     /// names are replaced (TalentLMS requires both) by the email's local part and "-".
     pub async fn ensure_user(&self, email: &str, first_name: &str, last_name: &str) -> Result<User, Error> {
-        let email = email.trim();
-        if let Some(user) = self.find_user_by_email(email).await? {
+        if let Some(user) = self.find_user_by_email(email.trim()).await? {
             return Ok(user);
         }
-        let first = Some(first_name.trim()).filter(|s| !s.is_empty()).unwrap_or(email.split('@').next().unwrap_or(email));
-        let last = Some(last_name.trim()).filter(|s| !s.is_empty()).unwrap_or("-");
-        let mut new = NewUser {
-            first_name: first.into(),
-            last_name: last.into(),
-            email: email.into(),
-            login: login_for(email),
-            password: random_password(),
-        };
-        let mut suffixed = false;
-        loop {
-            let err = match self.create_user(&new).await {
-                Ok(user) => return Ok(user),
-                Err(e) if e.is_conflict() => e,
-                Err(e) => return Err(e),
-            };
+        for suffixed in [false, true] {
+            let err =
+                match self.create_user(&NewUser::for_student(email, first_name, last_name, suffixed)).await {
+                    Ok(user) => return Ok(user),
+                    Err(e) if e.is_conflict() => e,
+                    Err(e) => return Err(e),
+                };
             // Either another worker created this email first, or the login is someone else's.
-            if let Some(user) = self.find_user_by_email(email).await? {
+            if let Some(user) = self.find_user_by_email(email.trim()).await? {
                 return Ok(user);
             }
             if suffixed {
                 return Err(err);
             }
-            new.login = format!("{}-{}", new.login, rand::rng().random_range(1000..10000));
-            suffixed = true;
         }
+        unreachable!("the loop returns")
     }
 
     /// Enrolls as learner. Enrolling twice is `AlreadyEnrolled`, not an error.
@@ -179,7 +184,10 @@ impl Client {
     /// Removing a user who is not enrolled is `NotEnrolled`, not an error.
     pub async fn unenroll(&self, user: &UserId, course: &CourseId) -> Result<UnenrollOutcome, Error> {
         let op = format!("remove user {user} from course {course}");
-        let path = format!("removeuserfromcourse/{}", args(&[("course_id", course.as_str()), ("user_id", user.as_str())]));
+        let path = format!(
+            "removeuserfromcourse/{}",
+            args(&[("course_id", course.as_str()), ("user_id", user.as_str())])
+        );
         match self.call::<IgnoredAny>(&op, self.get(&path)).await {
             Ok(_) => Ok(UnenrollOutcome::Removed),
             Err(e) if e.rejected_with("not enrolled") => Ok(UnenrollOutcome::NotEnrolled),
@@ -210,6 +218,30 @@ fn args(pairs: &[(&str, &str)]) -> String {
         .join(",")
 }
 
+impl NewUser {
+    /// A learner account for `email`: login derived from the email (with a random suffix
+    /// when that login is taken by someone else), a strong random password, and names
+    /// TalentLMS accepts (both are required there).
+    pub fn for_student(email: &str, first_name: &str, last_name: &str, login_suffix: bool) -> Self {
+        let email = email.trim();
+        let first = Some(first_name.trim())
+            .filter(|s| !s.is_empty())
+            .unwrap_or(email.split('@').next().unwrap_or(email));
+        let last = Some(last_name.trim()).filter(|s| !s.is_empty()).unwrap_or("-");
+        let mut login = login_for(email);
+        if login_suffix {
+            login = format!("{login}-{}", rand::rng().random_range(1000..10000));
+        }
+        NewUser {
+            first_name: first.into(),
+            last_name: last.into(),
+            email: email.into(),
+            login,
+            password: random_password(),
+        }
+    }
+}
+
 /// The email itself, lowercased, with anything unusual for a login replaced by `_`.
 fn login_for(email: &str) -> String {
     email
@@ -223,7 +255,8 @@ fn login_for(email: &str) -> String {
 /// 24 characters with every class present, so strict password policies accept it. Nobody
 /// needs to know it: learners set their own through TalentLMS's reset flow or SSO.
 fn random_password() -> String {
-    const SETS: [&[u8]; 4] = [b"abcdefghijkmnopqrstuvwxyz", b"ABCDEFGHJKLMNPQRSTUVWXYZ", b"23456789", b"!#%+-=?@_"];
+    const SETS: [&[u8]; 4] =
+        [b"abcdefghijkmnopqrstuvwxyz", b"ABCDEFGHJKLMNPQRSTUVWXYZ", b"23456789", b"!#%+-=?@_"];
     let mut rng = rand::rng();
     let all: Vec<u8> = SETS.concat();
     let mut pw: Vec<u8> = SETS.iter().map(|set| *set.choose(&mut rng).expect("non-empty")).collect();

@@ -187,9 +187,11 @@ mod tests {
         .unwrap();
         assert_eq!(u.id, UserId::from("34"));
         assert!(u.is_enrolled_in(&CourseId::from("12")));
-        let u: User = serde_json::from_str(r#"{"id":7,"login":"b","email":"b@x.io","courses":null}"#).unwrap();
+        let u: User =
+            serde_json::from_str(r#"{"id":7,"login":"b","email":"b@x.io","courses":null}"#).unwrap();
         assert_eq!((u.id.as_str(), u.courses.len()), ("7", 0));
-        let r: RateLimit = serde_json::from_str(r#"{"limit":"200","remaining":199,"reset":"1700000000"}"#).unwrap();
+        let r: RateLimit =
+            serde_json::from_str(r#"{"limit":"200","remaining":199,"reset":"1700000000"}"#).unwrap();
         assert_eq!((r.limit, r.remaining, r.reset), (200, 199, 1_700_000_000));
         assert_eq!(serde_json::to_string(&CourseId::from("12")).unwrap(), r#""12""#);
     }

@@ -148,7 +148,10 @@ async fn unknown_course_or_user_is_rejected_for_good() {
     assert!(!err.is_retryable());
     assert_eq!(
         err.to_string(),
-        format!("TalentLMS rejected enroll user {} in course 999: The requested course does not exist", user.id)
+        format!(
+            "TalentLMS rejected enroll user {} in course 999: The requested course does not exist",
+            user.id
+        )
     );
 
     let err = client.enroll(&UserId::from("424242"), &course("101")).await.unwrap_err();

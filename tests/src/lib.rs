@@ -24,7 +24,11 @@ pub fn bin(name: &str) -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
     let profile = std::env::var("TOLLGATE_TEST_PROFILE").unwrap_or_else(|_| "debug".into());
     let p = target.join(profile).join(name);
-    assert!(p.exists(), "{} is missing: run `cargo build --workspace --bins` first (scripts/test.sh does)", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (scripts/test.sh does)",
+        p.display()
+    );
     p
 }
 
@@ -56,7 +60,14 @@ pub struct StackOptions {
 
 impl Default for StackOptions {
     fn default() -> Self {
-        Self { temporal: None, link_poll: "1s", retention: "30s", max_history: 2000, max_rps: 50.0, sim: SimConfig::default() }
+        Self {
+            temporal: None,
+            link_poll: "1s",
+            retention: "30s",
+            max_history: 2000,
+            max_rps: 50.0,
+            sim: SimConfig::default(),
+        }
     }
 }
 
@@ -79,7 +90,7 @@ impl Stack {
         };
         let dir = tempfile::tempdir().unwrap();
         let sim = tollgate_simulator::spawn(opts.sim.clone()).await.unwrap();
-        let http_addr = format!("127.0.0.1:{}", free_port());
+        let http_addr = String::new();
         let queue = unique("tq");
         let env: Vec<(String, String)> = [
             ("TEMPORAL_ADDRESS", temporal.clone()),
@@ -87,7 +98,6 @@ impl Stack {
             ("TOLLGATE_TASK_QUEUE", queue.clone()),
             ("TOLLGATE_TALENTLMS_QUEUE", format!("{queue}-lms")),
             ("TOLLGATE_DB", dir.path().join("tollgate.db").display().to_string()),
-            ("TOLLGATE_HTTP_ADDR", http_addr.clone()),
             ("TOLLGATE_HOTTOK", HOTTOK.into()),
             ("TOLLGATE_LINK_POLL", opts.link_poll.into()),
             ("TOLLGATE_RETENTION", opts.retention.into()),
@@ -101,7 +111,16 @@ impl Stack {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        let mut stack = Stack { dir, sim, temporal, http_addr, env, worker: None, starter: None, http: reqwest::Client::new() };
+        let mut stack = Stack {
+            dir,
+            sim,
+            temporal,
+            http_addr,
+            env,
+            worker: None,
+            starter: None,
+            http: reqwest::Client::new(),
+        };
         stack.start_worker();
         stack.start_starter().await;
         stack
@@ -110,7 +129,8 @@ impl Stack {
     fn command(&self, bin_name: &str, log: &str) -> Command {
         let mut cmd = Command::new(bin(bin_name));
         cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join(log)).unwrap();
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join(log)).unwrap();
         cmd.stdout(Stdio::from(log.try_clone().unwrap())).stderr(Stdio::from(log)).kill_on_drop(true);
         cmd
     }
@@ -119,20 +139,32 @@ impl Stack {
         self.worker = Some(self.command("tollgate-worker", "worker.log").spawn().unwrap());
     }
 
+    /// Starts `starter serve` on a port the OS picks, and waits for its health check.
     pub async fn start_starter(&mut self) {
+        let log_path = self.dir.path().join("starter.log");
+        let before = std::fs::read_to_string(&log_path).map(|s| s.len()).unwrap_or(0);
         let mut cmd = self.command("tollgate-starter", "starter.log");
-        cmd.arg("serve");
-        self.starter = Some(cmd.spawn().unwrap());
-        let deadline = Instant::now() + Duration::from_secs(20);
+        cmd.arg("serve").env("TOLLGATE_HTTP_ADDR", "127.0.0.1:0");
+        let mut child = cmd.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = self.http.get(format!("http://{}/healthz", self.http_addr)).send().await {
-                if r.status().is_success() {
-                    return;
-                }
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Some(addr) = log[before.min(log.len())..]
+                .lines()
+                .find_map(|l| l.contains("listening").then(|| l.split("addr=").nth(1)).flatten())
+            {
+                self.http_addr = addr.trim().to_string();
+                break;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("starter exited with {status}:\n{}", self.logs());
             }
             assert!(Instant::now() < deadline, "starter did not come up:\n{}", self.logs());
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
+        self.starter = Some(child);
+        let r = self.http.get(format!("http://{}/healthz", self.http_addr)).send().await.unwrap();
+        assert!(r.status().is_success(), "healthz: {}", r.status());
     }
 
     /// kill -9.
@@ -150,8 +182,14 @@ impl Stack {
 
     pub fn logs(&self) -> String {
         let read = |f: &str| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
-        let tail = |s: String| s.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
-        format!("--- worker.log ---\n{}\n--- starter.log ---\n{}", tail(read("worker.log")), tail(read("starter.log")))
+        let tail = |s: String| {
+            s.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+        };
+        format!(
+            "--- worker.log ---\n{}\n--- starter.log ---\n{}",
+            tail(read("worker.log")),
+            tail(read("starter.log"))
+        )
     }
 
     /// Posts a webhook body with the header token.
@@ -160,7 +198,11 @@ impl Stack {
     }
 
     pub async fn post_raw(&self, body: Vec<u8>, hottok: Option<&str>) -> (u16, Value) {
-        let mut req = self.http.post(format!("http://{}/webhooks/hotmart", self.http_addr)).header("content-type", "application/json").body(body);
+        let mut req = self
+            .http
+            .post(format!("http://{}/webhooks/hotmart", self.http_addr))
+            .header("content-type", "application/json")
+            .body(body);
         if let Some(t) = hottok {
             req = req.header("X-HOTMART-HOTTOK", t);
         }
@@ -171,8 +213,18 @@ impl Stack {
 
     /// Runs a starter subcommand and returns its stdout.
     pub async fn starter_cmd(&self, args: &[&str]) -> String {
-        let out = self.command("tollgate-starter", "cli.log").args(args).stdout(Stdio::piped()).output().await.unwrap();
-        assert!(out.status.success(), "starter {args:?} failed:\n{}", std::fs::read_to_string(self.dir.path().join("cli.log")).unwrap_or_default());
+        let out = self
+            .command("tollgate-starter", "cli.log")
+            .args(args)
+            .stdout(Stdio::piped())
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "starter {args:?} failed:\n{}",
+            std::fs::read_to_string(self.dir.path().join("cli.log")).unwrap_or_default()
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -188,7 +240,8 @@ impl Stack {
 
     /// (email, course) pairs enrolled in the simulator.
     pub fn enrolled(&self, email: &str) -> Vec<String> {
-        let mut v: Vec<String> = self.sim.enrollments().into_iter().filter(|(e, _)| e == email).map(|(_, c)| c).collect();
+        let mut v: Vec<String> =
+            self.sim.enrollments().into_iter().filter(|(e, _)| e == email).map(|(_, c)| c).collect();
         v.sort();
         v
     }
@@ -200,7 +253,11 @@ impl Stack {
                 return;
             }
             if Instant::now() > deadline {
-                panic!("{email}: enrolled in {:?}, want {want:?} after {within:?}\n{}", self.enrolled(email), self.logs());
+                panic!(
+                    "{email}: enrolled in {:?}, want {want:?} after {within:?}\n{}",
+                    self.enrolled(email),
+                    self.logs()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -212,11 +269,17 @@ impl Stack {
 
     pub async fn status(&self, workflow_id: &str) -> Option<Status> {
         let client = self.client().await;
-        let handle = client.get_workflow_handle::<tollgate_workflows::AccessWorkflow>(workflow_id.to_string());
+        let handle =
+            client.get_workflow_handle::<tollgate_workflows::AccessWorkflow>(workflow_id.to_string());
         handle.query(tollgate_workflows::AccessWorkflow::status, (), Default::default()).await.ok()
     }
 
-    pub async fn wait_status(&self, workflow_id: &str, within: Duration, pred: impl Fn(&Status) -> bool) -> Status {
+    pub async fn wait_status(
+        &self,
+        workflow_id: &str,
+        within: Duration,
+        pred: impl Fn(&Status) -> bool,
+    ) -> Status {
         let deadline = Instant::now() + within;
         let mut last = None;
         loop {
@@ -228,6 +291,21 @@ impl Stack {
             }
             if Instant::now() > deadline {
                 panic!("{workflow_id}: status never matched; last {last:#?}\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Revenue rows once `pred` holds (rows are written just after access changes).
+    pub async fn wait_revenue(&self, within: Duration, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let rows = self.revenue().await;
+            if pred(&rows) {
+                return rows;
+            }
+            if Instant::now() > deadline {
+                panic!("revenue never matched: {rows:#?}\n{}", self.logs());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -245,7 +323,8 @@ impl Stack {
     /// for the replay suite.
     pub async fn check_replay(&self, workflow_id: &str, name: &str) {
         let client = self.client().await;
-        let handle = client.get_workflow_handle::<tollgate_workflows::AccessWorkflow>(workflow_id.to_string());
+        let handle =
+            client.get_workflow_handle::<tollgate_workflows::AccessWorkflow>(workflow_id.to_string());
         let json = handle.fetch_history(Default::default()).to_json().await.expect("fetch history");
         replay_json(&json).await.unwrap_or_else(|e| panic!("{workflow_id} does not replay: {e}"));
         if std::env::var("TOLLGATE_RECORD_HISTORIES").is_ok_and(|v| v == "1") {
@@ -261,7 +340,8 @@ pub async fn replay_json(json: &[u8]) -> anyhow::Result<()> {
     use temporalio_client::WorkflowHistory;
     use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
     let history = WorkflowHistory::from_json(json)?;
-    let opts = WorkflowReplayerOptions::new().register_workflow::<tollgate_workflows::AccessWorkflow>()?.build();
+    let opts =
+        WorkflowReplayerOptions::new().register_workflow::<tollgate_workflows::AccessWorkflow>()?.build();
     WorkflowReplayer::new(opts)?.replay_workflow(history).await?;
     Ok(())
 }

@@ -33,7 +33,14 @@ impl TemporalServer {
         assert!(self.child.is_none(), "already running");
         let mut cmd = Command::new("temporal");
         cmd.args(["server", "start-dev", "--headless", "--ip", "127.0.0.1", "--log-level", "error"]);
-        cmd.args(["--port", &self.port.to_string(), "--http-port", &free_port().to_string(), "--metrics-port", &free_port().to_string()]);
+        cmd.args([
+            "--port",
+            &self.port.to_string(),
+            "--http-port",
+            &free_port().to_string(),
+            "--metrics-port",
+            &free_port().to_string(),
+        ]);
         if let Some(db) = &self.db_file {
             cmd.arg("--db-filename").arg(db);
         }
@@ -83,7 +90,13 @@ fn wait_ready(addr: &str) {
     let mut ok = ok.map(|s| s.success()).unwrap_or(false);
     while !ok && tries < 100 {
         std::thread::sleep(Duration::from_millis(200));
-        ok = Command::new("temporal").args(["operator", "cluster", "health", "--address", addr]).stdout(Stdio::null()).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false);
+        ok = Command::new("temporal")
+            .args(["operator", "cluster", "health", "--address", addr])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
         tries += 1;
     }
     assert!(ok, "Temporal dev server at {addr} never became healthy");
@@ -110,8 +123,10 @@ pub fn shared_temporal() -> &'static str {
 }
 
 pub async fn client(addr: &str) -> Client {
-    let conn = Connection::connect(ConnectionOptions::new(format!("http://{addr}").parse::<temporalio_client::Url>().unwrap()).build())
-        .await
-        .expect("connect to Temporal");
+    let conn = Connection::connect(
+        ConnectionOptions::new(format!("http://{addr}").parse::<temporalio_client::Url>().unwrap()).build(),
+    )
+    .await
+    .expect("connect to Temporal");
     Client::new(conn, ClientOptions::new("default").build()).unwrap()
 }

@@ -51,10 +51,14 @@ async fn purchase_enrolls_and_refund_unenrolls() {
     let wf = format!("purchase-{txn}");
     let s = stack.wait_status(&wf, WAIT, |s| s.state == AccessState::Revoked).await;
     assert!(s.reason.contains("refunded"), "{}", s.reason);
-    assert!(s.decisions.iter().any(|d| d.actions.iter().any(|a| a.contains("unenrolled from course 101"))), "{:#?}", s.decisions);
+    assert!(
+        s.decisions.iter().any(|d| d.actions.iter().any(|a| a.contains("unenrolled from course 101"))),
+        "{:#?}",
+        s.decisions
+    );
 
     // Revenue: the charge and its refund, once each, summing to zero.
-    let rows = stack.revenue().await;
+    let rows = stack.wait_revenue(WAIT, |rows| revenue_of(rows, &txn).len() >= 2).await;
     let mine = revenue_of(&rows, &txn);
     assert_eq!(mine.len(), 2, "{rows:#?}");
     assert_eq!(mine.iter().map(|r| r["gross"]["minor"].as_i64().unwrap()).sum::<i64>(), 0);
@@ -78,8 +82,13 @@ async fn chargeback_unenrolls_at_once() {
     stack.wait_enrolled(&email, &["104"], WAIT).await;
     stack.post(&sale.event("PURCHASE_CHARGEBACK", &unique("e"), t + 1000)).await;
     stack.wait_enrolled(&email, &[], WAIT).await;
-    let rows = stack.revenue().await;
-    assert!(revenue_of(&rows, &txn).iter().any(|r| r["kind"] == "chargeback" && r["gross"]["minor"] == -19700), "{rows:#?}");
+    let rows = stack
+        .wait_revenue(WAIT, |rows| revenue_of(rows, &txn).iter().any(|r| r["kind"] == "chargeback"))
+        .await;
+    assert!(
+        revenue_of(&rows, &txn).iter().any(|r| r["kind"] == "chargeback" && r["gross"]["minor"] == -19700),
+        "{rows:#?}"
+    );
     stack.check_replay(&format!("purchase-{txn}"), "chargeback").await;
 }
 
@@ -96,7 +105,10 @@ async fn lifetime_purchase_ends_its_workflow_after_complete() {
     stack.wait_enrolled(&email, &["101"], WAIT).await;
     let client = stack.client().await;
     let handle = client.get_workflow_handle::<tollgate_workflows::AccessWorkflow>(format!("purchase-{txn}"));
-    let out = tokio::time::timeout(WAIT, handle.get_result(Default::default())).await.expect("workflow ends").unwrap();
+    let out = tokio::time::timeout(WAIT, handle.get_result(Default::default()))
+        .await
+        .expect("workflow ends")
+        .unwrap();
     assert_eq!(out.state, AccessState::Active);
     assert_eq!(out.enrolled_courses, vec!["101"]);
     assert_eq!(stack.enrolled(&email), vec!["101"], "access outlives the workflow");
@@ -202,7 +214,7 @@ async fn unlinked_product_waits_then_proceeds_once_linked() {
     assert!(s.reason.contains("no course link"), "operators see why: {}", s.reason);
     assert!(stack.enrolled(&email).is_empty());
     // Revenue does not wait for a link.
-    assert_eq!(revenue_of(&stack.revenue().await, &txn).len(), 1);
+    stack.wait_revenue(WAIT, |rows| revenue_of(rows, &txn).len() == 1).await;
 
     stack.link(p, &["104"], &["--policy", "lifetime"]).await;
     stack.wait_enrolled(&email, &["104"], WAIT).await;
@@ -224,11 +236,31 @@ async fn duplicated_and_shuffled_streams_match_the_ordered_stream() {
         let d = 86_400_000;
         // Two paid cycles, a delay, a late payment, then a refund of that last charge.
         let stream = vec![
-            Sale::subscription(p, &code, &tx[0], &email, 1, t + 30 * d).event("PURCHASE_APPROVED", &unique("e"), t - 60 * d),
-            Sale::subscription(p, &code, &tx[1], &email, 2, t + 60 * d).event("PURCHASE_APPROVED", &unique("e"), t - 30 * d),
-            Sale::subscription(p, &code, &tx[2], &email, 3, t).event("PURCHASE_DELAYED", &unique("e"), t - 2 * d),
-            Sale::subscription(p, &code, &tx[2], &email, 3, t + 30 * d).event("PURCHASE_APPROVED", &unique("e"), t - d),
-            Sale::subscription(p, &code, &tx[2], &email, 3, t + 30 * d).event("PURCHASE_REFUNDED", &unique("e"), t - 1000),
+            Sale::subscription(p, &code, &tx[0], &email, 1, t + 30 * d).event(
+                "PURCHASE_APPROVED",
+                &unique("e"),
+                t - 60 * d,
+            ),
+            Sale::subscription(p, &code, &tx[1], &email, 2, t + 60 * d).event(
+                "PURCHASE_APPROVED",
+                &unique("e"),
+                t - 30 * d,
+            ),
+            Sale::subscription(p, &code, &tx[2], &email, 3, t).event(
+                "PURCHASE_DELAYED",
+                &unique("e"),
+                t - 2 * d,
+            ),
+            Sale::subscription(p, &code, &tx[2], &email, 3, t + 30 * d).event(
+                "PURCHASE_APPROVED",
+                &unique("e"),
+                t - d,
+            ),
+            Sale::subscription(p, &code, &tx[2], &email, 3, t + 30 * d).event(
+                "PURCHASE_REFUNDED",
+                &unique("e"),
+                t - 1000,
+            ),
         ];
         let deliveries: Vec<&Value> = if variant == "ordered" {
             stream.iter().collect()
@@ -243,10 +275,17 @@ async fn duplicated_and_shuffled_streams_match_the_ordered_stream() {
             assert_eq!(code, 200, "{b}");
         }
         let wf = format!("subscription-{p}-{code}");
-        let s = stack.wait_status(&wf, WAIT, |s| s.events_seen == 5 && s.pending_events == 0 && s.state == AccessState::Revoked).await;
+        let s = stack
+            .wait_status(&wf, WAIT, |s| {
+                s.events_seen == 5 && s.pending_events == 0 && s.state == AccessState::Revoked
+            })
+            .await;
         // Give TalentLMS calls time to settle, then compare.
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let rows = stack.revenue().await;
+        let mine = |rows: &[Value]| {
+            rows.iter().filter(|r| tx.iter().any(|x| r["transaction"] == x.as_str())).count()
+        };
+        let rows = stack.wait_revenue(WAIT, |rows| mine(rows) >= 4).await;
         let mut rev: Vec<(String, i64)> = rows
             .iter()
             .filter(|r| tx.iter().any(|x| r["transaction"] == x.as_str()))
@@ -263,7 +302,7 @@ async fn duplicated_and_shuffled_streams_match_the_ordered_stream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_subscriptions_continue_as_new_without_losing_events() {
-    let stack = Stack::spawn(StackOptions { max_history: 60, ..Default::default() }).await;
+    let stack = Stack::spawn(StackOptions { max_history: 30, ..Default::default() }).await;
     let p = product();
     stack.link(p, &["101"], &["--policy", "subscription", "--grace", "1h"]).await;
     let (code, email) = (unique("SUB"), email("can"));
@@ -275,10 +314,18 @@ async fn long_subscriptions_continue_as_new_without_losing_events() {
     }
     let wf = format!("subscription-{p}-{code}");
     let until = t + n as i64 * 60_000 + 3_600_000;
-    let s = stack.wait_status(&wf, Duration::from_secs(60), |s| s.events_seen == n as usize && s.until == Some(until) && s.continued_as_new >= 1).await;
+    let s = stack
+        .wait_status(&wf, Duration::from_secs(60), |s| {
+            s.events_seen == n as usize && s.until == Some(until) && s.continued_as_new >= 1
+        })
+        .await;
     assert!(s.decisions.len() > 1, "decisions survive continue-as-new: {:#?}", s.decisions);
     assert_eq!(stack.enrolled(&email), vec!["101"]);
-    let rows = stack.revenue().await;
+    let rows = stack
+        .wait_revenue(WAIT, |rows| {
+            rows.iter().filter(|r| r["subscriber_code"] == code.as_str()).count() >= 24
+        })
+        .await;
     let charges = rows.iter().filter(|r| r["subscriber_code"] == code.as_str()).count();
     assert_eq!(charges, n as usize, "every renewal recorded once");
 }

@@ -2,7 +2,6 @@
 //! queue, and the TalentLMS activities on a second queue whose dispatch rate the Temporal
 //! server caps, so all workers together never exceed `TALENTLMS_MAX_RPS`.
 
-
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tollgate_activities::config::{Settings, temporal_client};
 use tollgate_activities::{StoreActivities, TalentLmsActivities};
@@ -11,19 +10,22 @@ use tollgate_workflows::AccessWorkflow;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,temporalio_sdk_core=warn".into()))
-        .init();
+    tollgate_activities::config::init_logging();
     let settings = Settings::from_env()?;
-    let api_key = settings
-        .talentlms_api_key
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("TALENTLMS_API_KEY is not set"))?;
+    let api_key =
+        settings.talentlms_api_key.clone().ok_or_else(|| anyhow::anyhow!("TALENTLMS_API_KEY is not set"))?;
     tracing::info!(?settings, "starting worker");
 
     let db = Db::open(&settings.db_path)?;
     let store_acts = StoreActivities { links: Links::new(db.clone()), warehouse: Warehouse::new(db) };
-    let talent_acts = TalentLmsActivities { client: talentlms::Client::new(&settings.talentlms_url, api_key)? };
+    let talent_acts = TalentLmsActivities {
+        pace: tollgate_activities::Pace::per_second(settings.talentlms_max_rps),
+        client: talentlms::Client::with_timeout(
+            &settings.talentlms_url,
+            api_key,
+            std::time::Duration::from_secs(10),
+        )?,
+    };
 
     let runtime = Runtime::from_current_tokio(Default::default())?;
     let client = temporal_client().await?;
@@ -31,6 +33,9 @@ async fn main() -> anyhow::Result<()> {
     let main_opts = WorkerOptions::new(settings.task_queue.as_str())
         .register_workflow::<AccessWorkflow>()?
         .register_activities(store_acts)
+        // A crashed worker's sticky queue holds a timer's task this long before another
+        // worker takes it: it bounds how late a deadline fires after a crash.
+        .sticky_queue_schedule_to_start_timeout(std::time::Duration::from_secs(3))
         .build();
     let talent_opts = WorkerOptions::new(settings.rules.talentlms_task_queue.as_str())
         .register_activities(talent_acts)

@@ -29,7 +29,9 @@ impl fmt::Display for AccessPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Lifetime => f.write_str("lifetime"),
-            Self::FixedTerm { term_secs } => write!(f, "fixed_term {}", crate::duration::format_secs(*term_secs)),
+            Self::FixedTerm { term_secs } => {
+                write!(f, "fixed_term {}", crate::duration::format_secs(*term_secs))
+            }
             Self::Subscription { grace_secs } => {
                 write!(f, "subscription (grace {})", crate::duration::format_secs(*grace_secs))
             }
@@ -262,7 +264,10 @@ const FALLBACK_PERIOD_MS: Millis = 31 * 24 * 3600 * 1000;
 pub fn evaluate(facts: &Facts, policy: &AccessPolicy, key: KeyKind, now: Millis) -> Verdict {
     let Some((txn, approval)) = facts.latest_approval() else {
         if let Some((t, (r, _))) = facts.reversals.iter().next() {
-            return Verdict::off(AccessState::Revoked, format!("transaction {t} {r} before any approval arrived"));
+            return Verdict::off(
+                AccessState::Revoked,
+                format!("transaction {t} {r} before any approval arrived"),
+            );
         }
         return Verdict::off(AccessState::AwaitingPayment, "no approved payment yet".into());
     };
@@ -277,11 +282,25 @@ pub fn evaluate(facts: &Facts, policy: &AccessPolicy, key: KeyKind, now: Millis)
         AccessPolicy::Lifetime => {
             let settled = facts.completed.contains(txn);
             let why = if settled { "lifetime access; refund window closed" } else { "lifetime access" };
-            Verdict { state: AccessState::Active, entitled: true, until: None, settled, reason: format!("{why}, paid by {paid_by}") }
+            Verdict {
+                state: AccessState::Active,
+                entitled: true,
+                until: None,
+                settled,
+                reason: format!("{why}, paid by {paid_by}"),
+            }
         }
         AccessPolicy::FixedTerm { term_secs } => {
             let until = approval.approved_at.saturating_add(secs_to_ms(*term_secs));
-            Verdict::until(now, until, AccessState::Active, format!("fixed term of {} from approval of {paid_by}", crate::duration::format_secs(*term_secs)))
+            Verdict::until(
+                now,
+                until,
+                AccessState::Active,
+                format!(
+                    "fixed term of {} from approval of {paid_by}",
+                    crate::duration::format_secs(*term_secs)
+                ),
+            )
         }
         AccessPolicy::Subscription { grace_secs } => {
             let grace = secs_to_ms(*grace_secs);
@@ -289,23 +308,52 @@ pub fn evaluate(facts: &Facts, policy: &AccessPolicy, key: KeyKind, now: Millis)
                 (Some(n), _) => n.value,
                 // A one-off sale of a subscription-linked product: nothing to renew.
                 (None, KeyKind::Purchase) => {
-                    return Verdict { state: AccessState::Active, entitled: true, until: None, settled: facts.completed.contains(txn), reason: format!("one-off purchase {paid_by} of a subscription product") };
+                    return Verdict {
+                        state: AccessState::Active,
+                        entitled: true,
+                        until: None,
+                        settled: facts.completed.contains(txn),
+                        reason: format!("one-off purchase {paid_by} of a subscription product"),
+                    };
                 }
                 (None, KeyKind::Subscription) => approval.approved_at.saturating_add(FALLBACK_PERIOD_MS),
             };
             if let Some(c) = facts.cancellation.as_ref().filter(|c| c.stamp > approval.stamp) {
                 let end = c.value.unwrap_or(paid_until);
-                return Verdict::until(now, end, AccessState::Cancelled, format!("subscription cancelled; access until the paid period ends (paid by {paid_by})"));
+                return Verdict::until(
+                    now,
+                    end,
+                    AccessState::Cancelled,
+                    format!("subscription cancelled; access until the paid period ends (paid by {paid_by})"),
+                );
             }
             match facts.delayed.as_ref().filter(|d| **d > approval.stamp) {
                 Some(d) => {
                     let end = paid_until.min(d.at).saturating_add(grace);
-                    Verdict::until(now, end, AccessState::Grace, format!("renewal overdue since {}; grace of {}", fmt_ms(d.at.min(paid_until)), crate::duration::format_secs(*grace_secs)))
+                    Verdict::until(
+                        now,
+                        end,
+                        AccessState::Grace,
+                        format!(
+                            "renewal overdue since {}; grace of {}",
+                            fmt_ms(d.at.min(paid_until)),
+                            crate::duration::format_secs(*grace_secs)
+                        ),
+                    )
                 }
                 None => {
                     let end = paid_until.saturating_add(grace);
                     let state = if now >= paid_until { AccessState::Grace } else { AccessState::Active };
-                    Verdict::until(now, end, state, format!("paid until {} by {paid_by}, plus grace of {}", fmt_ms(paid_until), crate::duration::format_secs(*grace_secs)))
+                    Verdict::until(
+                        now,
+                        end,
+                        state,
+                        format!(
+                            "paid until {} by {paid_by}, plus grace of {}",
+                            fmt_ms(paid_until),
+                            crate::duration::format_secs(*grace_secs)
+                        ),
+                    )
                 }
             }
         }

@@ -43,9 +43,23 @@ activity!(
     /// Reads the product's course link from the document store.
     LoadLink, "load_link", ProductId => Option<CourseLink>
 );
+/// Input of [`CreateUser`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewStudent {
+    pub student: StudentRef,
+    /// Retry with a suffixed login: the plain one belongs to another user.
+    pub login_suffix: bool,
+}
+
+// Each TalentLMS activity makes at most one HTTP call, so the task queue's dispatch
+// rate is also the cap on calls per second.
 activity!(
-    /// Finds the TalentLMS user by email or creates it; returns the user id.
-    EnsureUser, "ensure_user", StudentRef => String
+    /// Looks the TalentLMS user up by email; returns its id.
+    FindUser, "find_user", String => Option<String>
+);
+activity!(
+    /// Creates the TalentLMS user; `None` when the email or login already exists.
+    CreateUser, "create_user", NewStudent => Option<String>
 );
 activity!(
     /// Enrolls; "already enrolled" is success.

@@ -11,7 +11,9 @@ pub fn parse_secs(s: &str) -> Result<u64, String> {
         "h" => 3600,
         "d" => 86_400,
         "w" => 604_800,
-        _ => return Err(format!("{s:?} has an unknown unit {unit:?} (use s, m, h, d or w)")),
+        _ => {
+            return Err(format!("{s:?} has an unknown unit {unit:?} (use s, m, h, d or w)"));
+        }
     };
     n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too long"))
 }
@@ -31,7 +33,9 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        for (text, secs) in [("90s", 90), ("15m", 900), ("12h", 43_200), ("30d", 2_592_000), ("2w", 1_209_600), ("7", 7)] {
+        for (text, secs) in
+            [("90s", 90), ("15m", 900), ("12h", 43_200), ("30d", 2_592_000), ("2w", 1_209_600), ("7", 7)]
+        {
             assert_eq!(parse_secs(text), Ok(secs), "{text}");
         }
         assert_eq!(format_secs(2_592_000), "30d");

@@ -37,7 +37,14 @@ impl Sale {
         }
     }
 
-    pub fn subscription(product: i64, subscriber: &str, transaction: &str, email: &str, recurrence: u32, next_charge: Millis) -> Self {
+    pub fn subscription(
+        product: i64,
+        subscriber: &str,
+        transaction: &str,
+        email: &str,
+        recurrence: u32,
+        next_charge: Millis,
+    ) -> Self {
         Self {
             subscriber: Some(subscriber.into()),
             recurrence: Some(recurrence),
@@ -106,7 +113,14 @@ impl Sale {
     }
 }
 
-pub fn cancellation(id: &str, created: Millis, product: i64, subscriber: &str, email: &str, date_next_charge: Millis) -> Value {
+pub fn cancellation(
+    id: &str,
+    created: Millis,
+    product: i64,
+    subscriber: &str,
+    email: &str,
+    date_next_charge: Millis,
+) -> Value {
     envelope(
         "SUBSCRIPTION_CANCELLATION",
         id,
@@ -122,7 +136,14 @@ pub fn cancellation(id: &str, created: Millis, product: i64, subscriber: &str, e
     )
 }
 
-pub fn charge_date_update(id: &str, created: Millis, product: i64, subscriber: &str, email: &str, date_next_charge: Millis) -> Value {
+pub fn charge_date_update(
+    id: &str,
+    created: Millis,
+    product: i64,
+    subscriber: &str,
+    email: &str,
+    date_next_charge: Millis,
+) -> Value {
     envelope(
         "UPDATE_SUBSCRIPTION_CHARGE_DATE",
         id,
@@ -136,7 +157,15 @@ pub fn charge_date_update(id: &str, created: Millis, product: i64, subscriber: &
     )
 }
 
-pub fn switch_plan(id: &str, created: Millis, product: i64, subscriber: &str, email: &str, date_next_charge: Millis, plan: &str) -> Value {
+pub fn switch_plan(
+    id: &str,
+    created: Millis,
+    product: i64,
+    subscriber: &str,
+    email: &str,
+    date_next_charge: Millis,
+    plan: &str,
+) -> Value {
     envelope(
         "SWITCH_PLAN",
         id,

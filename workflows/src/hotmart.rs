@@ -50,10 +50,15 @@ impl Email {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
         let s = raw.trim().to_ascii_lowercase();
         match s.split_once('@') {
-            Some((local, domain)) if !local.is_empty() && domain.contains('.') && !s.contains(char::is_whitespace) => {
+            Some((local, domain))
+                if !local.is_empty() && domain.contains('.') && !s.contains(char::is_whitespace) =>
+            {
                 Ok(Self(s))
             }
-            _ => Err(ParseError::Invalid { field: "email", reason: format!("{raw:?} is not an email address") }),
+            _ => Err(ParseError::Invalid {
+                field: "email",
+                reason: format!("{raw:?} is not an email address"),
+            }),
         }
     }
     pub fn as_str(&self) -> &str {
@@ -303,7 +308,8 @@ pub fn body_hottok(body: &[u8]) -> Option<String> {
 
 pub fn parse(body: &[u8]) -> Result<Delivery, ParseError> {
     let root: Value = serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
-    let obj = root.as_object().ok_or(ParseError::Invalid { field: "body", reason: "not a JSON object".into() })?;
+    let obj =
+        root.as_object().ok_or(ParseError::Invalid { field: "body", reason: "not a JSON object".into() })?;
 
     let id = req_str(obj.get("id"), "id")?;
     if id.is_empty() || id.len() > 200 {
@@ -315,7 +321,9 @@ pub fn parse(body: &[u8]) -> Result<Delivery, ParseError> {
     let data = match obj.get("data") {
         Some(Value::Object(_)) => &obj["data"],
         Some(Value::Null) | None => return Err(ParseError::Missing("data")),
-        Some(_) => return Err(ParseError::Invalid { field: "data", reason: "not an object".into() }),
+        Some(_) => {
+            return Err(ParseError::Invalid { field: "data", reason: "not an object".into() });
+        }
     };
 
     let event = match kind {
@@ -327,7 +335,12 @@ pub fn parse(body: &[u8]) -> Result<Delivery, ParseError> {
     Ok(Delivery { event, hottok })
 }
 
-fn parse_purchase_shaped(id: String, created_at: Millis, kind: EventKind, data: &Value) -> Result<HotmartEvent, ParseError> {
+fn parse_purchase_shaped(
+    id: String,
+    created_at: Millis,
+    kind: EventKind,
+    data: &Value,
+) -> Result<HotmartEvent, ParseError> {
     let known_purchase_event = kind.as_wire().starts_with("PURCHASE_");
     let product_id = match data.get("product") {
         Some(p) if !p.is_null() => Some(ProductId(req_int(p.get("id"), "data.product.id")?)),
@@ -354,7 +367,8 @@ fn parse_purchase_shaped(id: String, created_at: Millis, kind: EventKind, data: 
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_string);
-    let subscription_status = sub.and_then(|s| opt_str(s.get("status"))).map(|s| SubscriptionStatus::from_wire(&s));
+    let subscription_status =
+        sub.and_then(|s| opt_str(s.get("status"))).map(|s| SubscriptionStatus::from_wire(&s));
     let plan = sub.and_then(|s| s.get("plan")).and_then(parse_plan);
     let date_next_charge = purchase.as_ref().and_then(|p| p.date_next_charge);
     Ok(HotmartEvent {
@@ -384,7 +398,9 @@ fn parse_purchase(p: &Value, data: &Value) -> Result<Purchase, ParseError> {
             match producer {
                 Some(c) => Some(Money::from_value(
                     c.get("value").ok_or(ParseError::Missing("data.commissions[].value"))?,
-                    c.get("currency_value").and_then(Value::as_str).or(price.as_ref().map(|m| m.currency.as_str())),
+                    c.get("currency_value")
+                        .and_then(Value::as_str)
+                        .or(price.as_ref().map(|m| m.currency.as_str())),
                     "data.commissions[].value",
                 )?),
                 None => None,
@@ -398,7 +414,12 @@ fn parse_purchase(p: &Value, data: &Value) -> Result<Purchase, ParseError> {
         approved_date: opt_millis(p.get("approved_date"), "data.purchase.approved_date")?,
         date_next_charge: opt_millis(p.get("date_next_charge"), "data.purchase.date_next_charge")?,
         recurrence_number: opt_int(p.get("recurrence_number"), "data.purchase.recurrence_number")?
-            .map(|n| u32::try_from(n).map_err(|_| ParseError::Invalid { field: "data.purchase.recurrence_number", reason: "out of range".into() }))
+            .map(|n| {
+                u32::try_from(n).map_err(|_| ParseError::Invalid {
+                    field: "data.purchase.recurrence_number",
+                    reason: "out of range".into(),
+                })
+            })
             .transpose()?,
         price,
         producer_net,
@@ -439,7 +460,9 @@ fn subscription_event(
         return Err(ParseError::Invalid { field: "subscriber.code", reason: "empty".into() });
     }
     let buyer = match opt_str(email) {
-        Some(e) => Some(Buyer { email: Email::parse(&e)?, name: opt_str(name), first_name: None, last_name: None }),
+        Some(e) => {
+            Some(Buyer { email: Email::parse(&e)?, name: opt_str(name), first_name: None, last_name: None })
+        }
         None => None,
     };
     Ok(HotmartEvent {
@@ -457,7 +480,12 @@ fn subscription_event(
     })
 }
 
-fn parse_cancellation(id: String, created_at: Millis, kind: EventKind, d: &Value) -> Result<HotmartEvent, ParseError> {
+fn parse_cancellation(
+    id: String,
+    created_at: Millis,
+    kind: EventKind,
+    d: &Value,
+) -> Result<HotmartEvent, ParseError> {
     let mut ev = subscription_event(
         id,
         created_at,
@@ -472,7 +500,12 @@ fn parse_cancellation(id: String, created_at: Millis, kind: EventKind, d: &Value
     Ok(ev)
 }
 
-fn parse_switch_plan(id: String, created_at: Millis, kind: EventKind, d: &Value) -> Result<HotmartEvent, ParseError> {
+fn parse_switch_plan(
+    id: String,
+    created_at: Millis,
+    kind: EventKind,
+    d: &Value,
+) -> Result<HotmartEvent, ParseError> {
     let s = d.get("subscription").ok_or(ParseError::Missing("data.subscription"))?;
     let mut ev = subscription_event(
         id,
@@ -493,7 +526,12 @@ fn parse_switch_plan(id: String, created_at: Millis, kind: EventKind, d: &Value)
     Ok(ev)
 }
 
-fn parse_charge_date(id: String, created_at: Millis, kind: EventKind, d: &Value) -> Result<HotmartEvent, ParseError> {
+fn parse_charge_date(
+    id: String,
+    created_at: Millis,
+    kind: EventKind,
+    d: &Value,
+) -> Result<HotmartEvent, ParseError> {
     let s = d.get("subscription").ok_or(ParseError::Missing("data.subscription"))?;
     let mut ev = subscription_event(
         id,
@@ -512,7 +550,9 @@ fn parse_charge_date(id: String, created_at: Millis, kind: EventKind, d: &Value)
 
 fn as_i64(v: &Value) -> Option<i64> {
     match v {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64)),
+        Value::Number(n) => {
+            n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64))
+        }
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
@@ -542,7 +582,9 @@ fn req_int(v: Option<&Value>, field: &'static str) -> Result<i64, ParseError> {
 fn opt_int(v: Option<&Value>, field: &'static str) -> Result<Option<i64>, ParseError> {
     match v {
         None | Some(Value::Null) => Ok(None),
-        Some(x) => as_i64(x).map(Some).ok_or(ParseError::Invalid { field, reason: format!("expected an integer, got {x}") }),
+        Some(x) => as_i64(x)
+            .map(Some)
+            .ok_or(ParseError::Invalid { field, reason: format!("expected an integer, got {x}") }),
     }
 }
 
@@ -557,7 +599,9 @@ fn opt_millis(v: Option<&Value>, field: &'static str) -> Result<Option<Millis>, 
     match opt_int(v, field)? {
         None => Ok(None),
         Some(ms) if (0..MAX).contains(&ms) => Ok(Some(ms)),
-        Some(ms) => Err(ParseError::Invalid { field, reason: format!("{ms} is not an epoch-milliseconds timestamp") }),
+        Some(ms) => {
+            Err(ParseError::Invalid { field, reason: format!("{ms} is not an epoch-milliseconds timestamp") })
+        }
     }
 }
 

@@ -25,13 +25,22 @@ pub fn exponent(currency: &str) -> u32 {
 impl Money {
     /// Reads Hotmart's `{value: 93.98}` from the number's decimal text, so 93.98 is 9398
     /// cents exactly (no binary float on the way). Extra digits round half away from zero.
-    pub fn from_value(value: &Value, currency: Option<&str>, field: &'static str) -> Result<Self, ParseError> {
-        let currency = currency.map(str::trim).filter(|c| c.len() == 3 && c.chars().all(|ch| ch.is_ascii_alphabetic()));
-        let currency = currency.ok_or(ParseError::Invalid { field, reason: "missing or invalid currency_value".into() })?.to_ascii_uppercase();
+    pub fn from_value(
+        value: &Value,
+        currency: Option<&str>,
+        field: &'static str,
+    ) -> Result<Self, ParseError> {
+        let currency =
+            currency.map(str::trim).filter(|c| c.len() == 3 && c.chars().all(|ch| ch.is_ascii_alphabetic()));
+        let currency = currency
+            .ok_or(ParseError::Invalid { field, reason: "missing or invalid currency_value".into() })?
+            .to_ascii_uppercase();
         let text = match value {
             Value::Number(n) => n.to_string(),
             Value::String(s) => s.trim().to_string(),
-            _ => return Err(ParseError::Invalid { field, reason: "amount is not a number".into() }),
+            _ => {
+                return Err(ParseError::Invalid { field, reason: "amount is not a number".into() });
+            }
         };
         let minor = parse_decimal(&text, exponent(&currency))
             .ok_or(ParseError::Invalid { field, reason: format!("{text:?} is not an amount") })?;
@@ -56,7 +65,14 @@ impl fmt::Display for Money {
         let scale = 10i64.pow(exp);
         let sign = if self.minor < 0 { "-" } else { "" };
         let abs = self.minor.unsigned_abs();
-        write!(f, "{sign}{}.{:0width$} {}", abs / scale as u64, abs % scale as u64, self.currency, width = exp as usize)
+        write!(
+            f,
+            "{sign}{}.{:0width$} {}",
+            abs / scale as u64,
+            abs % scale as u64,
+            self.currency,
+            width = exp as usize
+        )
     }
 }
 

@@ -53,7 +53,9 @@ pub fn row_for(ev: &HotmartEvent) -> Option<RevenueRow> {
     };
     let p = ev.purchase.as_ref()?;
     let price = p.price.as_ref().filter(|m| !m.is_zero())?;
-    let sign = |m: &Money| if kind == RevenueKind::Charge { m.clone() } else { m.negate() };
+    let sign = |m: &Money| {
+        if kind == RevenueKind::Charge { m.clone() } else { m.negate() }
+    };
     Some(RevenueRow {
         key: format!("{}:{}", p.transaction, kind.as_str()),
         kind,

@@ -8,16 +8,18 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::time::{Duration, UNIX_EPOCH};
-use temporalio_common::search_attributes::{SearchAttributeKey, SearchAttributeUpdate, Timestamp};
 use temporalio_common::RetryPolicy;
+use temporalio_common::search_attributes::{SearchAttributeKey, SearchAttributeUpdate, Timestamp};
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
-    ActivityOptions, CancellableFuture, ContinueAsNewOptions, SyncWorkflowContext, WorkflowContext,
-    WorkflowContextView, WorkflowResult,
+    ActivityOptions, CancellableFuture, ContinueAsNewOptions, LocalActivityOptions, SyncWorkflowContext,
+    WorkflowContext, WorkflowContextView, WorkflowResult,
 };
 
 use crate::access::{self, AccessState, CourseLink, Facts, KeyKind, Verdict};
-use crate::acts::{EnsureUser, Enroll, Enrollment, LoadLink, RecordRevenue, StudentRef, Unenroll};
+use crate::acts::{
+    CreateUser, Enroll, Enrollment, FindUser, LoadLink, NewStudent, RecordRevenue, StudentRef, Unenroll,
+};
 use crate::hotmart::{HotmartEvent, Millis, WorkflowKey};
 use crate::revenue;
 
@@ -32,8 +34,12 @@ pub const SA_PRODUCT_ID: SearchAttributeKey<String> = SearchAttributeKey::keywor
 pub const SA_ACCESS_STATE: SearchAttributeKey<String> = SearchAttributeKey::keyword("AccessState");
 pub const SA_ACCESS_UNTIL: SearchAttributeKey<Timestamp> = SearchAttributeKey::datetime("AccessUntil");
 /// `(name, type)` pairs for `temporal operator search-attribute create`.
-pub const SEARCH_ATTRIBUTES: [(&str, &str); 4] =
-    [("BuyerEmail", "Keyword"), ("ProductId", "Keyword"), ("AccessState", "Keyword"), ("AccessUntil", "Datetime")];
+pub const SEARCH_ATTRIBUTES: [(&str, &str); 4] = [
+    ("BuyerEmail", "Keyword"),
+    ("ProductId", "Keyword"),
+    ("AccessState", "Keyword"),
+    ("AccessUntil", "Datetime"),
+];
 
 /// Knobs that shape timing. Deadlines themselves come from events and the course link.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,7 +214,7 @@ impl AccessWorkflow {
 
             let product = ctx.state(|s| s.c.facts.product_id);
             if let (Some(product), false) = (product, ctx.state(|s| s.link_loaded)) {
-                let link = ctx.execute_activity(LoadLink, product, local_opts(&cfg)).await?;
+                let link = ctx.execute_local_activity(LoadLink, product, local_opts(&cfg)).await?;
                 ctx.state_mut(|s| {
                     s.link = link;
                     s.link_loaded = true;
@@ -226,14 +232,16 @@ impl AccessWorkflow {
             upsert_attributes(ctx, &verdict, now);
             // Revenue after access: a student should not wait on the warehouse.
             for row in fresh.iter().filter_map(revenue::row_for) {
-                ctx.execute_activity(RecordRevenue, row, local_opts(&cfg)).await?;
+                ctx.execute_local_activity(RecordRevenue, row, local_opts(&cfg)).await?;
             }
 
-            let (reconciled, has_inbox) = ctx.state(|s| (s.attention.is_none() && s.c.enrolled == desired, !s.c.inbox.is_empty()));
+            let (reconciled, has_inbox) =
+                ctx.state(|s| (s.attention.is_none() && s.c.enrolled == desired, !s.c.inbox.is_empty()));
             if has_inbox {
                 continue;
             }
-            let quiet_until = ctx.state(|s| s.c.last_change.unwrap_or(now)).saturating_add(ms(cfg.retention_secs));
+            let quiet_until =
+                ctx.state(|s| s.c.last_change.unwrap_or(now)).saturating_add(ms(cfg.retention_secs));
             if reconciled && verdict.settled {
                 return Ok(ctx.state(|s| s.outcome(&verdict)));
             }
@@ -302,9 +310,21 @@ impl AccessWorkflow {
 
     /// Appends a decision when the verdict or TalentLMS changed.
     fn note(&mut self, now: Millis, v: &Verdict, actions: Vec<String>) {
-        let changed = self.verdict.as_ref().is_none_or(|old| old.state != v.state || old.entitled != v.entitled || old.until != v.until || old.reason != v.reason);
+        let changed = self.verdict.as_ref().is_none_or(|old| {
+            old.state != v.state
+                || old.entitled != v.entitled
+                || old.until != v.until
+                || old.reason != v.reason
+        });
         if changed || !actions.is_empty() {
-            self.c.decisions.push(Decision { at: now, state: v.state, entitled: v.entitled, until: v.until, reason: v.reason.clone(), actions });
+            self.c.decisions.push(Decision {
+                at: now,
+                state: v.state,
+                entitled: v.entitled,
+                until: v.until,
+                reason: v.reason.clone(),
+                actions,
+            });
             let excess = self.c.decisions.len().saturating_sub(MAX_DECISIONS);
             self.c.decisions.drain(..excess);
         }
@@ -315,7 +335,11 @@ impl AccessWorkflow {
     }
 
     fn outcome(&self, v: &Verdict) -> Outcome {
-        Outcome { state: v.state, reason: v.reason.clone(), enrolled_courses: self.c.enrolled.iter().cloned().collect() }
+        Outcome {
+            state: v.state,
+            reason: v.reason.clone(),
+            enrolled_courses: self.c.enrolled.iter().cloned().collect(),
+        }
     }
 
     fn student(&self) -> Option<StudentRef> {
@@ -335,7 +359,11 @@ impl AccessWorkflow {
 
 /// Makes TalentLMS match `desired`. Permanent failures are reported on the status (and
 /// retried later) instead of failing the run, so no payment state is lost.
-async fn reconcile(ctx: &mut WorkflowContext<AccessWorkflow>, cfg: &RulesConfig, desired: &BTreeSet<String>) -> WorkflowResult<Vec<String>> {
+async fn reconcile(
+    ctx: &mut WorkflowContext<AccessWorkflow>,
+    cfg: &RulesConfig,
+    desired: &BTreeSet<String>,
+) -> WorkflowResult<Vec<String>> {
     let current = ctx.state(|s| s.c.enrolled.clone());
     let mut actions = Vec::new();
     ctx.state_mut(|s| s.attention = None);
@@ -346,16 +374,18 @@ async fn reconcile(ctx: &mut WorkflowContext<AccessWorkflow>, cfg: &RulesConfig,
         Some(id) => id,
         None => {
             let Some(student) = ctx.state(|s| s.student()) else {
-                ctx.state_mut(|s| s.attention = Some("waiting for an event that names the buyer's email".into()));
+                ctx.state_mut(|s| {
+                    s.attention = Some("waiting for an event that names the buyer's email".into())
+                });
                 return Ok(actions);
             };
-            match ctx.execute_activity(EnsureUser, student, talentlms_opts(cfg)).await {
+            match ensure_user(ctx, cfg, student).await {
                 Ok(id) => {
                     ctx.state_mut(|s| s.c.user_id = Some(id.clone()));
                     id
                 }
-                Err(e) => {
-                    let msg = format!("cannot find or create the TalentLMS user: {e}");
+                Err(msg) => {
+                    let msg = format!("cannot find or create the TalentLMS user: {msg}");
                     actions.push(msg.clone());
                     ctx.state_mut(|s| s.attention = Some(msg));
                     return Ok(actions);
@@ -397,12 +427,39 @@ async fn reconcile(ctx: &mut WorkflowContext<AccessWorkflow>, cfg: &RulesConfig,
 /// 9999-12-31T00:00:00Z: what `AccessUntil` shows for lifetime access.
 pub const FOREVER_MS: Millis = 253_402_214_400_000;
 
+/// Find, else create; on a create conflict (another worker, or the login is taken) look
+/// up again, then try once with a suffixed login.
+async fn ensure_user(
+    ctx: &mut WorkflowContext<AccessWorkflow>,
+    cfg: &RulesConfig,
+    student: StudentRef,
+) -> Result<String, String> {
+    let email = student.email.clone();
+    for login_suffix in [false, true] {
+        if let Some(id) = ctx
+            .execute_activity(FindUser, email.clone(), talentlms_opts(cfg))
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            return Ok(id);
+        }
+        let input = NewStudent { student: student.clone(), login_suffix };
+        if let Some(id) =
+            ctx.execute_activity(CreateUser, input, talentlms_opts(cfg)).await.map_err(|e| e.to_string())?
+        {
+            return Ok(id);
+        }
+    }
+    Err(format!("{email} exists in TalentLMS but cannot be found by email"))
+}
+
 fn upsert_attributes(ctx: &mut WorkflowContext<AccessWorkflow>, v: &Verdict, now: Millis) {
     let attrs = (v.state.as_str().to_string(), v.until);
     if ctx.state(|s| s.last_attrs.as_ref() == Some(&attrs)) {
         return;
     }
-    let (email, product) = ctx.state(|s| (s.c.facts.buyer.as_ref().map(|b| b.value.email.to_string()), s.c.facts.product_id));
+    let (email, product) =
+        ctx.state(|s| (s.c.facts.buyer.as_ref().map(|b| b.value.email.to_string()), s.c.facts.product_id));
     let mut updates: Vec<SearchAttributeUpdate> = vec![SA_ACCESS_STATE.value_set(attrs.0.clone())];
     if let Some(e) = email {
         updates.push(SA_BUYER_EMAIL.value_set(e));
@@ -417,15 +474,16 @@ fn upsert_attributes(ctx: &mut WorkflowContext<AccessWorkflow>, v: &Verdict, now
         (true, None) => FOREVER_MS,
         (false, _) => now,
     };
-    updates.push(SA_ACCESS_UNTIL.value_set(Timestamp::new(until.div_euclid(1000), (until.rem_euclid(1000) * 1_000_000) as i32)));
+    updates.push(
+        SA_ACCESS_UNTIL
+            .value_set(Timestamp::new(until.div_euclid(1000), (until.rem_euclid(1000) * 1_000_000) as i32)),
+    );
     ctx.upsert_search_attributes(updates);
     ctx.state_mut(|s| s.last_attrs = Some(attrs));
 }
 
 fn now_ms(ctx: &WorkflowContext<AccessWorkflow>) -> Millis {
-    ctx.workflow_time()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_millis() as Millis)
+    ctx.workflow_time().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_millis() as Millis)
 }
 
 fn ms(secs: u64) -> Millis {
@@ -440,15 +498,20 @@ fn retry(cfg: &RulesConfig) -> RetryPolicy {
         .build()
 }
 
-/// Store and warehouse activities run on the workflow's own task queue.
-fn local_opts(cfg: &RulesConfig) -> ActivityOptions {
-    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30)).retry_policy(retry(cfg)).build()
+/// Store and warehouse calls are short local activities: they run in the worker that
+/// runs the workflow, and after a worker crash they re-run at once on replay instead of
+/// waiting out a task timeout (which would also delay the deadlines queued behind them).
+fn local_opts(cfg: &RulesConfig) -> LocalActivityOptions {
+    LocalActivityOptions::builder()
+        .start_to_close_timeout(Duration::from_secs(10))
+        .retry_policy(retry(cfg))
+        .build()
 }
 
 /// TalentLMS activities run on their own, rate-limited task queue. They retry until they
 /// succeed or fail permanently (a 4xx that cannot succeed).
 fn talentlms_opts(cfg: &RulesConfig) -> ActivityOptions {
-    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(60))
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(20))
         .task_queue(cfg.talentlms_task_queue.clone())
         .retry_policy(retry(cfg))
         .build()

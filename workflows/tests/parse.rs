@@ -1,6 +1,8 @@
 use serde_json::json;
 use tollgate_workflows::fixtures::{Sale, cancellation, charge_date_update, switch_plan};
-use tollgate_workflows::hotmart::{EventKind, ParseError, PurchaseStatus, SubscriptionStatus, WorkflowKey, parse};
+use tollgate_workflows::hotmart::{
+    EventKind, ParseError, PurchaseStatus, SubscriptionStatus, WorkflowKey, parse,
+};
 
 /// The documented renewal approval, verbatim.
 const RENEWAL: &str = r#"{"id":"510de29e-8892-48a6-8e1a-d8f264be6cb4","creation_date":1746561253944,
@@ -58,9 +60,12 @@ fn subscription_shaped_events_share_the_subscription_key() {
         assert_eq!(e.workflow_key().unwrap().workflow_id(), "subscription-7-SUB1", "{}", e.kind);
         assert!(e.date_next_charge.is_some());
     }
-    let sp = parse(switch_plan("s", t, 7, "SUB1", "a@b.co", t + 3, "Yearly").to_string().as_bytes()).unwrap().event;
+    let sp = parse(switch_plan("s", t, 7, "SUB1", "a@b.co", t + 3, "Yearly").to_string().as_bytes())
+        .unwrap()
+        .event;
     assert_eq!(sp.plan.unwrap().name.as_deref(), Some("Yearly"));
-    let c = parse(cancellation("c", t, 7, "SUB1", "Ana@Example.com", t).to_string().as_bytes()).unwrap().event;
+    let c =
+        parse(cancellation("c", t, 7, "SUB1", "Ana@Example.com", t).to_string().as_bytes()).unwrap().event;
     assert_eq!(c.buyer.unwrap().email.as_str(), "ana@example.com", "emails are normalised");
 }
 
@@ -84,15 +89,53 @@ fn unknown_events_and_values_are_kept() {
 #[test]
 fn bad_bodies_name_the_field() {
     let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
-        ("no id", Box::new(|v| { v.as_object_mut().unwrap().remove("id"); }), "id"),
-        ("no event", Box::new(|v| { v.as_object_mut().unwrap().remove("event"); }), "event"),
+        (
+            "no id",
+            Box::new(|v| {
+                v.as_object_mut().unwrap().remove("id");
+            }),
+            "id",
+        ),
+        (
+            "no event",
+            Box::new(|v| {
+                v.as_object_mut().unwrap().remove("event");
+            }),
+            "event",
+        ),
         ("bad date", Box::new(|v| v["creation_date"] = json!("yesterday")), "creation_date"),
-        ("seconds not ms", Box::new(|v| v["data"]["purchase"]["date_next_charge"] = json!(-5)), "data.purchase.date_next_charge"),
-        ("no transaction", Box::new(|v| { v["data"]["purchase"].as_object_mut().unwrap().remove("transaction"); }), "data.purchase.transaction"),
+        (
+            "seconds not ms",
+            Box::new(|v| v["data"]["purchase"]["date_next_charge"] = json!(-5)),
+            "data.purchase.date_next_charge",
+        ),
+        (
+            "no transaction",
+            Box::new(|v| {
+                v["data"]["purchase"].as_object_mut().unwrap().remove("transaction");
+            }),
+            "data.purchase.transaction",
+        ),
         ("bad email", Box::new(|v| v["data"]["buyer"]["email"] = json!("not-an-email")), "email"),
-        ("no product", Box::new(|v| { v["data"].as_object_mut().unwrap().remove("product"); }), "data.product.id"),
-        ("no data", Box::new(|v| { v.as_object_mut().unwrap().remove("data"); }), "data"),
-        ("bad price", Box::new(|v| v["data"]["purchase"]["price"]["value"] = json!("lots")), "data.purchase.price"),
+        (
+            "no product",
+            Box::new(|v| {
+                v["data"].as_object_mut().unwrap().remove("product");
+            }),
+            "data.product.id",
+        ),
+        (
+            "no data",
+            Box::new(|v| {
+                v.as_object_mut().unwrap().remove("data");
+            }),
+            "data",
+        ),
+        (
+            "bad price",
+            Box::new(|v| v["data"]["purchase"]["price"]["value"] = json!("lots")),
+            "data.purchase.price",
+        ),
     ];
     for (name, mutate, field) in cases {
         let mut v: serde_json::Value = serde_json::from_str(RENEWAL).unwrap();

@@ -44,30 +44,175 @@ fn cases() -> Vec<Case> {
     let subp = AccessPolicy::Subscription { grace_secs: GRACE };
     let p = KeyKind::Purchase;
     let s = KeyKind::Subscription;
-    let c = |name, events, policy: &AccessPolicy, kind, now, state, entitled, until| Case { name, events, policy: policy.clone(), kind, now, state, entitled, until };
+    let c = |name, events, policy: &AccessPolicy, kind, now, state, entitled, until| Case {
+        name,
+        events,
+        policy: policy.clone(),
+        kind,
+        now,
+        state,
+        entitled,
+        until,
+    };
     vec![
         c("nothing yet", vec![], &lifetime, p, T0, AccessState::AwaitingPayment, false, None),
-        c("boleto printed only", vec![ev(one.event("PURCHASE_BILLET_PRINTED", "e0", T0))], &lifetime, p, T0, AccessState::AwaitingPayment, false, None),
-        c("lifetime approved", vec![ev(one.event("PURCHASE_APPROVED", "e1", T0))], &lifetime, p, T0 + 400 * DAY, AccessState::Active, true, None),
-        c("lifetime refunded", vec![ev(one.event("PURCHASE_APPROVED", "e1", T0)), ev(one.event("PURCHASE_REFUNDED", "e2", T0 + DAY))], &lifetime, p, T0 + DAY, AccessState::Revoked, false, None),
-        c("lifetime chargeback", vec![ev(one.event("PURCHASE_APPROVED", "e1", T0)), ev(one.event("PURCHASE_CHARGEBACK", "e2", T0 + DAY))], &lifetime, p, T0 + DAY, AccessState::Revoked, false, None),
-        c("refund before approval", vec![ev(one.event("PURCHASE_REFUNDED", "e2", T0 + DAY))], &lifetime, p, T0 + DAY, AccessState::Revoked, false, None),
-        c("protest changes nothing", vec![ev(one.event("PURCHASE_APPROVED", "e1", T0)), ev(one.event("PURCHASE_PROTEST", "e2", T0 + DAY))], &lifetime, p, T0 + DAY, AccessState::Active, true, None),
-        c("canceled after approval", vec![ev(one.event("PURCHASE_APPROVED", "e1", T0)), ev(one.event("PURCHASE_CANCELED", "e2", T0 + DAY))], &lifetime, p, T0 + DAY, AccessState::Revoked, false, None),
-        c("fixed term running", vec![ev(one.event("PURCHASE_APPROVED", "e1", T0))], &term, p, T0 + 29 * DAY, AccessState::Active, true, Some(T0 + 30 * DAY)),
-        c("fixed term over", vec![ev(one.event("PURCHASE_APPROVED", "e1", T0))], &term, p, T0 + 30 * DAY, AccessState::Expired, false, None),
-        c("subscription paid", vec![ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0))], &subp, s, T0 + DAY, AccessState::Active, true, Some(T0 + 33 * DAY)),
-        c("subscription in grace", vec![ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0))], &subp, s, T0 + 31 * DAY, AccessState::Grace, true, Some(T0 + 33 * DAY)),
-        c("subscription lapsed", vec![ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0))], &subp, s, T0 + 33 * DAY, AccessState::Expired, false, None),
+        c(
+            "boleto printed only",
+            vec![ev(one.event("PURCHASE_BILLET_PRINTED", "e0", T0))],
+            &lifetime,
+            p,
+            T0,
+            AccessState::AwaitingPayment,
+            false,
+            None,
+        ),
+        c(
+            "lifetime approved",
+            vec![ev(one.event("PURCHASE_APPROVED", "e1", T0))],
+            &lifetime,
+            p,
+            T0 + 400 * DAY,
+            AccessState::Active,
+            true,
+            None,
+        ),
+        c(
+            "lifetime refunded",
+            vec![
+                ev(one.event("PURCHASE_APPROVED", "e1", T0)),
+                ev(one.event("PURCHASE_REFUNDED", "e2", T0 + DAY)),
+            ],
+            &lifetime,
+            p,
+            T0 + DAY,
+            AccessState::Revoked,
+            false,
+            None,
+        ),
+        c(
+            "lifetime chargeback",
+            vec![
+                ev(one.event("PURCHASE_APPROVED", "e1", T0)),
+                ev(one.event("PURCHASE_CHARGEBACK", "e2", T0 + DAY)),
+            ],
+            &lifetime,
+            p,
+            T0 + DAY,
+            AccessState::Revoked,
+            false,
+            None,
+        ),
+        c(
+            "refund before approval",
+            vec![ev(one.event("PURCHASE_REFUNDED", "e2", T0 + DAY))],
+            &lifetime,
+            p,
+            T0 + DAY,
+            AccessState::Revoked,
+            false,
+            None,
+        ),
+        c(
+            "protest changes nothing",
+            vec![
+                ev(one.event("PURCHASE_APPROVED", "e1", T0)),
+                ev(one.event("PURCHASE_PROTEST", "e2", T0 + DAY)),
+            ],
+            &lifetime,
+            p,
+            T0 + DAY,
+            AccessState::Active,
+            true,
+            None,
+        ),
+        c(
+            "canceled after approval",
+            vec![
+                ev(one.event("PURCHASE_APPROVED", "e1", T0)),
+                ev(one.event("PURCHASE_CANCELED", "e2", T0 + DAY)),
+            ],
+            &lifetime,
+            p,
+            T0 + DAY,
+            AccessState::Revoked,
+            false,
+            None,
+        ),
+        c(
+            "fixed term running",
+            vec![ev(one.event("PURCHASE_APPROVED", "e1", T0))],
+            &term,
+            p,
+            T0 + 29 * DAY,
+            AccessState::Active,
+            true,
+            Some(T0 + 30 * DAY),
+        ),
+        c(
+            "fixed term over",
+            vec![ev(one.event("PURCHASE_APPROVED", "e1", T0))],
+            &term,
+            p,
+            T0 + 30 * DAY,
+            AccessState::Expired,
+            false,
+            None,
+        ),
+        c(
+            "subscription paid",
+            vec![ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0))],
+            &subp,
+            s,
+            T0 + DAY,
+            AccessState::Active,
+            true,
+            Some(T0 + 33 * DAY),
+        ),
+        c(
+            "subscription in grace",
+            vec![ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0))],
+            &subp,
+            s,
+            T0 + 31 * DAY,
+            AccessState::Grace,
+            true,
+            Some(T0 + 33 * DAY),
+        ),
+        c(
+            "subscription lapsed",
+            vec![ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0))],
+            &subp,
+            s,
+            T0 + 33 * DAY,
+            AccessState::Expired,
+            false,
+            None,
+        ),
         c(
             "renewal extends",
-            vec![ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0)), ev(sub(2, "HP2", T0 + 60 * DAY).event("PURCHASE_APPROVED", "a2", T0 + 30 * DAY))],
-            &subp, s, T0 + 40 * DAY, AccessState::Active, true, Some(T0 + 63 * DAY),
+            vec![
+                ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0)),
+                ev(sub(2, "HP2", T0 + 60 * DAY).event("PURCHASE_APPROVED", "a2", T0 + 30 * DAY)),
+            ],
+            &subp,
+            s,
+            T0 + 40 * DAY,
+            AccessState::Active,
+            true,
+            Some(T0 + 63 * DAY),
         ),
         c(
             "delay starts grace early",
-            vec![ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0)), ev(sub(2, "HP2", T0 + 30 * DAY).event("PURCHASE_DELAYED", "d2", T0 + 20 * DAY))],
-            &subp, s, T0 + 21 * DAY, AccessState::Grace, true, Some(T0 + 23 * DAY),
+            vec![
+                ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0)),
+                ev(sub(2, "HP2", T0 + 30 * DAY).event("PURCHASE_DELAYED", "d2", T0 + 20 * DAY)),
+            ],
+            &subp,
+            s,
+            T0 + 21 * DAY,
+            AccessState::Grace,
+            true,
+            Some(T0 + 23 * DAY),
         ),
         c(
             "late payment after lapse re-enrolls",
@@ -76,37 +221,88 @@ fn cases() -> Vec<Case> {
                 ev(sub(2, "HP2", T0 + 30 * DAY).event("PURCHASE_DELAYED", "d2", T0 + 30 * DAY)),
                 ev(sub(2, "HP2", T0 + 65 * DAY).event("PURCHASE_APPROVED", "a2", T0 + 35 * DAY)),
             ],
-            &subp, s, T0 + 36 * DAY, AccessState::Active, true, Some(T0 + 68 * DAY),
+            &subp,
+            s,
+            T0 + 36 * DAY,
+            AccessState::Active,
+            true,
+            Some(T0 + 68 * DAY),
         ),
         c(
             "cancellation keeps the paid period, no grace",
-            vec![ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0)), ev(cancellation("c1", T0 + 5 * DAY, 7, "SUB1", "ana@example.com", T0 + 30 * DAY))],
-            &subp, s, T0 + 29 * DAY, AccessState::Cancelled, true, Some(T0 + 30 * DAY),
+            vec![
+                ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0)),
+                ev(cancellation("c1", T0 + 5 * DAY, 7, "SUB1", "ana@example.com", T0 + 30 * DAY)),
+            ],
+            &subp,
+            s,
+            T0 + 29 * DAY,
+            AccessState::Cancelled,
+            true,
+            Some(T0 + 30 * DAY),
         ),
         c(
             "cancellation ends at paid period",
-            vec![ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0)), ev(cancellation("c1", T0 + 5 * DAY, 7, "SUB1", "ana@example.com", T0 + 30 * DAY))],
-            &subp, s, T0 + 30 * DAY, AccessState::Expired, false, None,
+            vec![
+                ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0)),
+                ev(cancellation("c1", T0 + 5 * DAY, 7, "SUB1", "ana@example.com", T0 + 30 * DAY)),
+            ],
+            &subp,
+            s,
+            T0 + 30 * DAY,
+            AccessState::Expired,
+            false,
+            None,
         ),
         c(
             "charge date moved",
-            vec![ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0)), ev(charge_date_update("u1", T0 + DAY, 7, "SUB1", "ana@example.com", T0 + 45 * DAY))],
-            &subp, s, T0 + 40 * DAY, AccessState::Active, true, Some(T0 + 48 * DAY),
+            vec![
+                ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0)),
+                ev(charge_date_update("u1", T0 + DAY, 7, "SUB1", "ana@example.com", T0 + 45 * DAY)),
+            ],
+            &subp,
+            s,
+            T0 + 40 * DAY,
+            AccessState::Active,
+            true,
+            Some(T0 + 48 * DAY),
         ),
         c(
             "switch plan carries its next charge",
-            vec![ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0)), ev(switch_plan("sp", T0 + DAY, 7, "SUB1", "ana@example.com", T0 + 365 * DAY, "Yearly"))],
-            &subp, s, T0 + 100 * DAY, AccessState::Active, true, Some(T0 + 368 * DAY),
+            vec![
+                ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0)),
+                ev(switch_plan("sp", T0 + DAY, 7, "SUB1", "ana@example.com", T0 + 365 * DAY, "Yearly")),
+            ],
+            &subp,
+            s,
+            T0 + 100 * DAY,
+            AccessState::Active,
+            true,
+            Some(T0 + 368 * DAY),
         ),
         c(
             "refund of the current charge revokes a subscription",
-            vec![ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0)), ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_REFUNDED", "r1", T0 + DAY))],
-            &subp, s, T0 + DAY, AccessState::Revoked, false, None,
+            vec![
+                ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0)),
+                ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_REFUNDED", "r1", T0 + DAY)),
+            ],
+            &subp,
+            s,
+            T0 + DAY,
+            AccessState::Revoked,
+            false,
+            None,
         ),
         c(
             "trial at price 0 still grants",
-            vec![ev(Sale { price: Some("0".into()), producer_net: None, ..sub(1, "HP1", T0 + 7 * DAY) }.event("PURCHASE_APPROVED", "a1", T0))],
-            &subp, s, T0 + DAY, AccessState::Active, true, Some(T0 + 10 * DAY),
+            vec![ev(Sale { price: Some("0".into()), producer_net: None, ..sub(1, "HP1", T0 + 7 * DAY) }
+                .event("PURCHASE_APPROVED", "a1", T0))],
+            &subp,
+            s,
+            T0 + DAY,
+            AccessState::Active,
+            true,
+            Some(T0 + 10 * DAY),
         ),
     ]
 }
@@ -117,7 +313,10 @@ fn rules_table() {
     for case in cases() {
         let v = evaluate(&facts(&case.events), &case.policy, case.kind, case.now);
         if (v.state, v.entitled, v.until) != (case.state, case.entitled, case.until) {
-            failures.push(format!("{}: got {:?}/{}/{:?} ({}), want {:?}/{}/{:?}", case.name, v.state, v.entitled, v.until, v.reason, case.state, case.entitled, case.until));
+            failures.push(format!(
+                "{}: got {:?}/{}/{:?} ({}), want {:?}/{}/{:?}",
+                case.name, v.state, v.entitled, v.until, v.reason, case.state, case.entitled, case.until
+            ));
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
@@ -131,7 +330,8 @@ fn every_permutation_and_duplication_gives_the_same_facts() {
         let mut idx: Vec<usize> = (0..n).collect();
         // All permutations (streams here are at most 3 events), each with every event twice.
         permute(&mut idx, 0, &mut |perm| {
-            let shuffled: Vec<HotmartEvent> = perm.iter().chain(perm.iter().rev()).map(|&i| case.events[i].clone()).collect();
+            let shuffled: Vec<HotmartEvent> =
+                perm.iter().chain(perm.iter().rev()).map(|&i| case.events[i].clone()).collect();
             assert_eq!(facts(&shuffled), ordered, "{}: order {perm:?}", case.name);
         });
     }
@@ -152,7 +352,10 @@ fn permute(v: &mut Vec<usize>, k: usize, f: &mut impl FnMut(&[usize])) {
 #[test]
 fn lifetime_is_settled_after_complete() {
     let one = Sale::one_off(5, "HP1", "bia@example.com");
-    let f = facts(&[ev(one.event("PURCHASE_COMPLETE", "c", T0 + 8 * DAY)), ev(one.event("PURCHASE_APPROVED", "a", T0))]);
+    let f = facts(&[
+        ev(one.event("PURCHASE_COMPLETE", "c", T0 + 8 * DAY)),
+        ev(one.event("PURCHASE_APPROVED", "a", T0)),
+    ]);
     let v = evaluate(&f, &AccessPolicy::Lifetime, KeyKind::Purchase, T0 + 9 * DAY);
     assert!(v.entitled && v.settled, "{v:?}");
 }
