@@ -10,7 +10,7 @@ use std::time::Duration;
 use temporalio_macros::activities;
 use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
-use tollgate_store::{Links, Warehouse};
+use tollgate_store::{Grants, Links, Release, Warehouse};
 use tollgate_workflows::acts::{Enrollment, NewStudent};
 use tollgate_workflows::revenue::RevenueRow;
 use tollgate_workflows::{CourseLink, ProductId};
@@ -51,6 +51,7 @@ impl StoreActivities {
 pub struct TalentLmsActivities {
     pub client: talentlms::Client,
     pub pace: Pace,
+    pub grants: Grants,
 }
 
 /// Spaces calls at least `interval` apart, in arrival order.
@@ -112,6 +113,9 @@ impl TalentLmsActivities {
 
     #[activity(name = "enroll")]
     pub async fn enroll(self: Arc<Self>, _ctx: ActivityContext, e: Enrollment) -> Result<(), ActivityError> {
+        // Grant first: if the call below fails and never succeeds, a stale grant only
+        // makes a later unenroll keep the course, the safe direction.
+        self.grants.grant(&e.user_id, &e.course_id, &e.workflow_id).await?;
         self.pace.wait().await;
         let outcome = self
             .client
@@ -127,15 +131,28 @@ impl TalentLmsActivities {
         self: Arc<Self>,
         _ctx: ActivityContext,
         e: Enrollment,
-    ) -> Result<(), ActivityError> {
-        self.pace.wait().await;
-        let outcome = self
-            .client
-            .unenroll(&talentlms::UserId(e.user_id.clone()), &talentlms::CourseId(e.course_id.clone()))
-            .await
-            .map_err(|err| failure("unenroll", err))?;
-        tracing::info!(user = %e.user_id, course = %e.course_id, ?outcome, "unenroll");
-        Ok(())
+    ) -> Result<String, ActivityError> {
+        match self.grants.release(&e.user_id, &e.course_id, &e.workflow_id).await? {
+            Release::NotHeld => Ok("not granted by this purchase; left as is".into()),
+            Release::StillGranted { by } => {
+                tracing::info!(user = %e.user_id, course = %e.course_id, %by, "unenroll skipped: still granted");
+                Ok(format!("kept: still granted by {by}"))
+            }
+            Release::Last => {
+                self.pace.wait().await;
+                let outcome = self
+                    .client
+                    .unenroll(
+                        &talentlms::UserId(e.user_id.clone()),
+                        &talentlms::CourseId(e.course_id.clone()),
+                    )
+                    .await
+                    .map_err(|err| failure("unenroll", err))?;
+                self.grants.drop_grant(&e.user_id, &e.course_id, &e.workflow_id).await?;
+                tracing::info!(user = %e.user_id, course = %e.course_id, ?outcome, "unenroll");
+                Ok(format!("unenrolled from course {}", e.course_id))
+            }
+        }
     }
 }
 

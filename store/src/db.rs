@@ -45,6 +45,13 @@ CREATE TABLE IF NOT EXISTS revenue (
     recorded_at     INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS revenue_time ON revenue(occurred_at);
+CREATE TABLE IF NOT EXISTS grants (
+    user_id     TEXT NOT NULL,
+    course_id   TEXT NOT NULL,
+    workflow_id TEXT NOT NULL,
+    granted_at  INTEGER NOT NULL,
+    PRIMARY KEY (user_id, course_id, workflow_id)
+);
 "#;
 
 impl Db {

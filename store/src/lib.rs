@@ -4,11 +4,13 @@
 //! worker share the file.
 
 mod db;
+pub mod grants;
 pub mod journal;
 pub mod links;
 pub mod warehouse;
 
 pub use db::Db;
+pub use grants::{Grants, Release};
 pub use journal::{Appended, Journal, JournalEntry};
 pub use links::Links;
 pub use warehouse::Warehouse;

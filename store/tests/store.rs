@@ -1,4 +1,4 @@
-use tollgate_store::{Appended, Db, Journal, Links, Warehouse};
+use tollgate_store::{Appended, Db, Grants, Journal, Links, Release, Warehouse};
 use tollgate_workflows::fixtures::Sale;
 use tollgate_workflows::hotmart::parse;
 use tollgate_workflows::revenue::row_for;
@@ -90,4 +90,24 @@ async fn revenue_is_recorded_once() {
     assert!(w.record(row.clone()).await.unwrap());
     assert!(!w.record(row.clone()).await.unwrap());
     assert_eq!(w.rows().await.unwrap(), vec![row]);
+}
+
+#[tokio::test]
+async fn a_course_is_released_only_by_its_last_grant() {
+    let (_dir, db) = db();
+    let g = Grants::new(db);
+    assert_eq!(g.release("u1", "101", "purchase-A").await.unwrap(), Release::NotHeld);
+    g.grant("u1", "101", "purchase-A").await.unwrap();
+    g.grant("u1", "101", "purchase-A").await.unwrap();
+    g.grant("u1", "101", "purchase-B").await.unwrap();
+    assert_eq!(
+        g.release("u1", "101", "purchase-A").await.unwrap(),
+        Release::StillGranted { by: "purchase-B".into() }
+    );
+    assert_eq!(g.release("u1", "101", "purchase-A").await.unwrap(), Release::NotHeld);
+    // The last grant survives until the unenroll really happened (retry-safe).
+    assert_eq!(g.release("u1", "101", "purchase-B").await.unwrap(), Release::Last);
+    assert_eq!(g.release("u1", "101", "purchase-B").await.unwrap(), Release::Last);
+    g.drop_grant("u1", "101", "purchase-B").await.unwrap();
+    assert_eq!(g.release("u1", "101", "purchase-B").await.unwrap(), Release::NotHeld);
 }

@@ -180,6 +180,15 @@ impl Stack {
         }
     }
 
+    /// Every log line the stack's processes wrote so far.
+    pub fn full_logs(&self) -> String {
+        ["worker.log", "starter.log", "cli.log"]
+            .iter()
+            .map(|f| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     pub fn logs(&self) -> String {
         let read = |f: &str| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
         let tail = |s: String| {
@@ -190,6 +199,12 @@ impl Stack {
             tail(read("worker.log")),
             tail(read("starter.log"))
         )
+    }
+
+    /// `GET /healthz`: liveness plus the journal's `entries` and `pending` counts.
+    pub async fn health(&self) -> Value {
+        let r = self.http.get(format!("http://{}/healthz", self.http_addr)).send().await.unwrap();
+        r.json().await.unwrap()
     }
 
     /// Posts a webhook body with the header token.

@@ -329,3 +329,57 @@ async fn long_subscriptions_continue_as_new_without_losing_events() {
     let charges = rows.iter().filter(|r| r["subscriber_code"] == code.as_str()).count();
     assert_eq!(charges, n as usize, "every renewal recorded once");
 }
+
+/// A chargeback months after the refund window: the lifetime run has already ended, so a
+/// fresh run sees only the chargeback and must still take the course away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chargeback_after_the_run_ended_still_unenrolls() {
+    let stack = Stack::spawn(StackOptions::default()).await;
+    let p = product();
+    stack.link(p, &["101", "102"], &["--policy", "lifetime"]).await;
+    let (txn, email) = (unique("HP"), email("late-cb"));
+    let sale = Sale::one_off(p, &txn, &email);
+    let t = now_ms();
+    stack.post(&sale.event("PURCHASE_APPROVED", &unique("e"), t)).await;
+    stack.post(&sale.event("PURCHASE_COMPLETE", &unique("e"), t + 1)).await;
+    stack.wait_enrolled(&email, &["101", "102"], WAIT).await;
+    let client = stack.client().await;
+    let wf = format!("purchase-{txn}");
+    let handle = client.get_workflow_handle::<tollgate_workflows::AccessWorkflow>(wf.clone());
+    tokio::time::timeout(WAIT, handle.get_result(Default::default())).await.expect("run ends").unwrap();
+
+    stack.post(&sale.event("PURCHASE_CHARGEBACK", &unique("e"), t + 90_000)).await;
+    stack.wait_enrolled(&email, &[], WAIT).await;
+    let s = stack.wait_status(&wf, WAIT, |s| s.state == AccessState::Revoked).await;
+    assert!(s.reason.contains("charged back"), "{}", s.reason);
+}
+
+/// Two purchases grant the same course: the first one ending must not take away what
+/// the second still pays for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_course_held_by_two_purchases_survives_the_first_ending() {
+    let stack = Stack::spawn(StackOptions::default()).await;
+    let (short, long) = (product(), product());
+    stack.link(short, &["103"], &["--policy", "fixed_term", "--term", "3s"]).await;
+    stack.link(long, &["103"], &["--policy", "lifetime"]).await;
+    let email = email("both");
+    let t = now_ms();
+    let first = Sale { approved_date: Some(t), ..Sale::one_off(short, &unique("HP"), &email) };
+    stack.post(&first.event("PURCHASE_APPROVED", &unique("e"), t)).await;
+    stack.wait_enrolled(&email, &["103"], WAIT).await;
+    let second_txn = unique("HP");
+    stack.post(&Sale::one_off(long, &second_txn, &email).event("PURCHASE_APPROVED", &unique("e"), t + 10)).await;
+    let first_wf = format!("purchase-{}", first.transaction);
+    let s = stack.wait_status(&first_wf, WAIT, |s| s.state == AccessState::Expired).await;
+    assert!(
+        s.decisions.iter().any(|d| d.actions.iter().any(|a| a.contains("kept: still granted by"))),
+        "{:#?}",
+        s.decisions
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(stack.enrolled(&email), vec!["103"], "the lifetime purchase still grants it");
+
+    // When the second purchase is refunded, the course finally goes.
+    stack.post(&Sale::one_off(long, &second_txn, &email).event("PURCHASE_REFUNDED", &unique("e"), t + 20)).await;
+    stack.wait_enrolled(&email, &[], WAIT).await;
+}

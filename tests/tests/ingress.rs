@@ -6,16 +6,7 @@ use tollgate_tests::{HOTTOK, Stack, StackOptions, now_ms, unique};
 use tollgate_workflows::fixtures::Sale;
 
 async fn journal_entries(stack: &Stack) -> i64 {
-    let r: serde_json::Value = stack
-        .http
-        .get(format!("http://{}/healthz", stack.http_addr))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["journal"]["entries"].as_i64().unwrap()
+    stack.health().await["journal"]["entries"].as_i64().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,6 +41,13 @@ async fn rejects_bad_input_with_clear_errors_and_stores_nothing() {
     assert_eq!(stack.post(&big).await.0, 413);
 
     assert_eq!(journal_entries(&stack).await, 0, "rejected requests must not be journaled");
+
+    // Secrets never reach the logs, even when a wrong token is presented.
+    let logs = stack.full_logs();
+    assert!(logs.contains("webhook rejected"), "the rejections were logged");
+    for secret in [HOTTOK, "wrong-token-0123456789", stack.sim.api_key()] {
+        assert!(!logs.contains(secret), "a secret appeared in the logs");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

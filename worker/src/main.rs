@@ -17,9 +17,10 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(?settings, "starting worker");
 
     let db = Db::open(&settings.db_path)?;
-    let store_acts = StoreActivities { links: Links::new(db.clone()), warehouse: Warehouse::new(db) };
+    let store_acts = StoreActivities { links: Links::new(db.clone()), warehouse: Warehouse::new(db.clone()) };
     let talent_acts = TalentLmsActivities {
         pace: tollgate_activities::Pace::per_second(settings.talentlms_max_rps),
+        grants: tollgate_store::Grants::new(db),
         client: talentlms::Client::with_timeout(
             &settings.talentlms_url,
             api_key,

@@ -37,6 +37,8 @@ pub struct StudentRef {
 pub struct Enrollment {
     pub user_id: String,
     pub course_id: String,
+    /// The workflow that grants (or releases) this enrollment.
+    pub workflow_id: String,
 }
 
 activity!(
@@ -62,12 +64,13 @@ activity!(
     CreateUser, "create_user", NewStudent => Option<String>
 );
 activity!(
-    /// Enrolls; "already enrolled" is success.
+    /// Records the grant, then enrolls; "already enrolled" is success.
     Enroll, "enroll", Enrollment => ()
 );
 activity!(
-    /// Unenrolls; "not enrolled" is success.
-    Unenroll, "unenroll", Enrollment => ()
+    /// Drops this workflow's grant; unenrolls only when no other workflow grants the
+    /// course ("not enrolled" is success). Returns what happened, for the decision log.
+    Unenroll, "unenroll", Enrollment => String
 );
 activity!(
     /// Writes a revenue row; a second write of the same key is a no-op. Returns whether

@@ -341,7 +341,9 @@ fn parse_purchase_shaped(
     kind: EventKind,
     data: &Value,
 ) -> Result<HotmartEvent, ParseError> {
-    let known_purchase_event = kind.as_wire().starts_with("PURCHASE_");
+    // Cart abandonment carries no purchase: keep it, route it nowhere.
+    let known_purchase_event =
+        kind.as_wire().starts_with("PURCHASE_") && kind != EventKind::PurchaseOutOfShoppingCart;
     let product_id = match data.get("product") {
         Some(p) if !p.is_null() => Some(ProductId(req_int(p.get("id"), "data.product.id")?)),
         _ if known_purchase_event => return Err(ParseError::Missing("data.product.id")),
@@ -357,7 +359,7 @@ fn parse_purchase_shaped(
         _ if known_purchase_event => return Err(ParseError::Missing("data.purchase")),
         _ => None,
     };
-    if known_purchase_event && buyer.is_none() && kind != EventKind::PurchaseOutOfShoppingCart {
+    if known_purchase_event && buyer.is_none() {
         return Err(ParseError::Missing("data.buyer.email"));
     }
     let sub = data.get("subscription").filter(|v| !v.is_null());

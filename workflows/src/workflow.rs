@@ -90,6 +90,13 @@ pub struct Carried {
     pub decisions: Vec<Decision>,
     pub last_change: Option<Millis>,
     pub runs: u32,
+    /// Whether a run that started revoked already released the link's courses.
+    #[serde(default)]
+    pub swept: bool,
+    /// The last course link seen. A link removed later keeps applying to this run:
+    /// removal stops future purchases, it does not silently unenroll current students.
+    #[serde(default)]
+    pub link: Option<CourseLink>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,8 +140,8 @@ pub struct AccessWorkflow {
     key: WorkflowKey,
     config: RulesConfig,
     c: Carried,
-    link: Option<CourseLink>,
-    link_loaded: bool,
+    /// Re-read the link before the next decision (first pass, or `link_changed`).
+    link_stale: bool,
     /// Bumped by every signal, so the run loop can wait for "anything new".
     generation: u64,
     verdict: Option<Verdict>,
@@ -150,8 +157,7 @@ impl AccessWorkflow {
             key: input.key,
             config: input.config,
             c: input.carried.unwrap_or_default(),
-            link: None,
-            link_loaded: false,
+            link_stale: true,
             generation: 0,
             verdict: None,
             attention: None,
@@ -168,7 +174,7 @@ impl AccessWorkflow {
     /// Sent when the product's course link was added or changed.
     #[signal(name = "link_changed")]
     pub fn on_link_changed(&mut self, _ctx: &mut SyncWorkflowContext<Self>, _unit: ()) {
-        self.link_loaded = false;
+        self.link_stale = true;
         self.generation += 1;
     }
 
@@ -187,7 +193,7 @@ impl AccessWorkflow {
             },
             buyer_email: self.c.facts.buyer.as_ref().map(|b| b.value.email.to_string()),
             product_id: self.c.facts.product_id.map(|p| p.0),
-            link: self.link.clone(),
+            link: self.c.link.clone(),
             enrolled_courses: self.c.enrolled.iter().cloned().collect(),
             talentlms_user_id: self.c.user_id.clone(),
             events_seen: self.c.facts.seen.len(),
@@ -201,6 +207,8 @@ impl AccessWorkflow {
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<Outcome> {
         let cfg = ctx.state(|s| s.config.clone());
         loop {
+            // Any signal after this point wakes the wait at the end of this pass.
+            let seen = ctx.state(|s| s.generation);
             let now = now_ms(ctx);
             // Fold new events; record the revenue each one implies.
             let fresh = ctx.state_mut(|s| {
@@ -213,21 +221,34 @@ impl AccessWorkflow {
             });
 
             let product = ctx.state(|s| s.c.facts.product_id);
-            if let (Some(product), false) = (product, ctx.state(|s| s.link_loaded)) {
+            // Re-read when told to, and on every pass while none is known (the poll).
+            let reload = ctx.state(|s| s.link_stale || s.c.link.is_none());
+            if let (Some(product), true) = (product, reload) {
                 let link = ctx.execute_local_activity(LoadLink, product, local_opts(&cfg)).await?;
                 ctx.state_mut(|s| {
-                    s.link = link;
-                    s.link_loaded = true;
+                    if link.is_some() {
+                        s.c.link = link;
+                    }
+                    s.link_stale = false;
                 });
             }
 
             let now = now_ms(ctx);
             let verdict = ctx.state(|s| s.verdict_at(now));
-            let desired: BTreeSet<String> = match (&verdict.entitled, ctx.state(|s| s.link.clone())) {
+            let desired: BTreeSet<String> = match (&verdict.entitled, ctx.state(|s| s.c.link.clone())) {
                 (true, Some(link)) => link.courses.into_iter().collect(),
                 _ => BTreeSet::new(),
             };
-            let actions = reconcile(ctx, &cfg, &desired).await?;
+            // A run that starts revoked (e.g. a chargeback after an earlier, completed run
+            // enrolled the student) releases the link's courses once; grants make that a
+            // no-op where this workflow never enrolled anyone.
+            let sweep: BTreeSet<String> = ctx.state(|s| match &s.c.link {
+                Some(l) if verdict.state == AccessState::Revoked && s.c.enrolled.is_empty() && !s.c.swept => {
+                    l.courses.iter().cloned().collect()
+                }
+                _ => BTreeSet::new(),
+            });
+            let actions = reconcile(ctx, &cfg, &desired, &sweep).await?;
             ctx.state_mut(|s| s.note(now, &verdict, actions));
             upsert_attributes(ctx, &verdict, now);
             // Revenue after access: a student should not wait on the warehouse.
@@ -269,7 +290,6 @@ impl AccessWorkflow {
             } else {
                 quiet_until
             };
-            let seen = ctx.state(|s| s.generation);
             if wake_at == Millis::MAX {
                 ctx.wait_condition(move |s: &Self| s.generation != seen).await?;
                 continue;
@@ -277,7 +297,7 @@ impl AccessWorkflow {
             let timer = ctx.timer(Duration::from_millis(wake_at.saturating_sub(now).max(1) as u64));
             let mut timer = std::pin::pin!(timer);
             temporalio_sdk::workflows::select! {
-                _ = ctx.wait_condition(move |s: &Self| s.generation != seen) => { timer.cancel(); }
+                woke = ctx.wait_condition(move |s: &Self| s.generation != seen) => { timer.cancel(); woke?; }
                 _ = timer.as_mut() => {}
             };
         }
@@ -286,7 +306,7 @@ impl AccessWorkflow {
 
 impl AccessWorkflow {
     fn verdict_at(&self, now: Millis) -> Verdict {
-        match &self.link {
+        match &self.c.link {
             Some(link) => access::evaluate(&self.c.facts, &link.policy, key_kind(&self.key), now),
             None if self.c.facts.approvals.is_empty() && self.c.facts.product_id.is_none() => Verdict {
                 state: AccessState::AwaitingPayment,
@@ -357,22 +377,46 @@ impl AccessWorkflow {
     }
 }
 
-/// Makes TalentLMS match `desired`. Permanent failures are reported on the status (and
-/// retried later) instead of failing the run, so no payment state is lost.
+/// Makes TalentLMS match `desired`, also releasing `sweep` (courses this run may not know
+/// it holds). Permanent failures are reported on the status (and retried later) instead of
+/// failing the run, so no payment state is lost.
 async fn reconcile(
     ctx: &mut WorkflowContext<AccessWorkflow>,
     cfg: &RulesConfig,
     desired: &BTreeSet<String>,
+    sweep: &BTreeSet<String>,
 ) -> WorkflowResult<Vec<String>> {
     let current = ctx.state(|s| s.c.enrolled.clone());
+    let to_add: Vec<String> = desired.difference(&current).cloned().collect();
+    let to_remove: Vec<String> = current.union(sweep).filter(|c| !desired.contains(*c)).cloned().collect();
     let mut actions = Vec::new();
     ctx.state_mut(|s| s.attention = None);
-    if current == *desired {
+    if to_add.is_empty() && to_remove.is_empty() {
         return Ok(actions);
     }
-    let user_id = match ctx.state(|s| s.c.user_id.clone()) {
-        Some(id) => id,
-        None => {
+    let workflow_id = ctx.workflow_id().to_string();
+    let known = ctx.state(|s| s.c.user_id.clone());
+    let user_id = match (known, to_add.is_empty()) {
+        (Some(id), _) => id,
+        // Only removing: look the user up, never create one just to unenroll.
+        (None, true) => {
+            let email = ctx.state(|s| s.student().map(|st| st.email));
+            let found = match email {
+                Some(e) => ctx.execute_activity(FindUser, e, talentlms_opts(cfg)).await.ok().flatten(),
+                None => None,
+            };
+            match found {
+                Some(id) => id,
+                None => {
+                    ctx.state_mut(|s| {
+                        s.c.swept = true;
+                        s.c.enrolled.clear();
+                    });
+                    return Ok(actions);
+                }
+            }
+        }
+        (None, false) => {
             let Some(student) = ctx.state(|s| s.student()) else {
                 ctx.state_mut(|s| {
                     s.attention = Some("waiting for an event that names the buyer's email".into())
@@ -380,10 +424,7 @@ async fn reconcile(
                 return Ok(actions);
             };
             match ensure_user(ctx, cfg, student).await {
-                Ok(id) => {
-                    ctx.state_mut(|s| s.c.user_id = Some(id.clone()));
-                    id
-                }
+                Ok(id) => id,
                 Err(msg) => {
                     let msg = format!("cannot find or create the TalentLMS user: {msg}");
                     actions.push(msg.clone());
@@ -393,8 +434,13 @@ async fn reconcile(
             }
         }
     };
-    for course in desired.difference(&current) {
-        let input = Enrollment { user_id: user_id.clone(), course_id: course.clone() };
+    ctx.state_mut(|s| s.c.user_id = Some(user_id.clone()));
+    for course in to_add {
+        let input = Enrollment {
+            user_id: user_id.clone(),
+            course_id: course.clone(),
+            workflow_id: workflow_id.clone(),
+        };
         match ctx.execute_activity(Enroll, input, talentlms_opts(cfg)).await {
             Ok(()) => {
                 ctx.state_mut(|s| s.c.enrolled.insert(course.clone()));
@@ -407,19 +453,28 @@ async fn reconcile(
             }
         }
     }
-    for course in current.difference(desired) {
-        let input = Enrollment { user_id: user_id.clone(), course_id: course.clone() };
+    let mut failed = false;
+    for course in to_remove {
+        let input = Enrollment {
+            user_id: user_id.clone(),
+            course_id: course.clone(),
+            workflow_id: workflow_id.clone(),
+        };
         match ctx.execute_activity(Unenroll, input, talentlms_opts(cfg)).await {
-            Ok(()) => {
-                ctx.state_mut(|s| s.c.enrolled.remove(course));
-                actions.push(format!("unenrolled from course {course}"));
+            Ok(what) => {
+                ctx.state_mut(|s| s.c.enrolled.remove(&course));
+                actions.push(format!("course {course}: {what}"));
             }
             Err(e) => {
+                failed = true;
                 let msg = format!("unenroll from course {course} failed: {e}");
                 actions.push(msg.clone());
                 ctx.state_mut(|s| s.attention = Some(msg));
             }
         }
+    }
+    if !failed && !sweep.is_empty() {
+        ctx.state_mut(|s| s.c.swept = true);
     }
     Ok(actions)
 }
