@@ -20,9 +20,11 @@ CREATE TABLE IF NOT EXISTS journal (
     received_at  INTEGER NOT NULL,
     deliveries   INTEGER NOT NULL DEFAULT 1,
     body         TEXT NOT NULL,
-    forwarded_at INTEGER
+    forwarded_at INTEGER,
+    -- why an entry could not be forwarded (it is kept, and skipped)
+    quarantined  TEXT
 );
-CREATE INDEX IF NOT EXISTS journal_pending ON journal(seq) WHERE forwarded_at IS NULL;
+CREATE INDEX IF NOT EXISTS journal_pending ON journal(seq) WHERE forwarded_at IS NULL AND quarantined IS NULL;
 CREATE TABLE IF NOT EXISTS course_links (
     product_id  INTEGER PRIMARY KEY,
     courses     TEXT NOT NULL,

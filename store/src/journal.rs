@@ -66,21 +66,29 @@ impl Journal {
         rx.await.map_err(|_| anyhow::anyhow!("journal writer dropped the request"))?
     }
 
-    /// Oldest entries not yet handed to their workflow.
+    /// Oldest entries not yet handed to their workflow. An entry this version cannot
+    /// decode is quarantined (kept, with the reason) so it cannot block the ones after it.
     pub async fn pending(&self, limit: usize) -> anyhow::Result<Vec<JournalEntry>> {
         self.db
             .call(move |c| {
-                let mut st = c.prepare_cached(
-                    "SELECT seq, workflow_id, event FROM journal
-                     WHERE forwarded_at IS NULL AND workflow_id IS NOT NULL ORDER BY seq LIMIT ?1",
-                )?;
-                let rows = st.query_map([limit as i64], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
-                })?;
-                let mut out = Vec::new();
-                for row in rows {
-                    let (seq, workflow_id, json) = row?;
-                    out.push(JournalEntry { seq, workflow_id, event: serde_json::from_str(&json)? });
+                let rows: Vec<(i64, String, String)> = {
+                    let mut st = c.prepare_cached(
+                        "SELECT seq, workflow_id, event FROM journal
+                         WHERE forwarded_at IS NULL AND quarantined IS NULL AND workflow_id IS NOT NULL
+                         ORDER BY seq LIMIT ?1",
+                    )?;
+                    st.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                        .collect::<Result<_, _>>()?
+                };
+                let mut out = Vec::with_capacity(rows.len());
+                for (seq, workflow_id, json) in rows {
+                    match serde_json::from_str(&json) {
+                        Ok(event) => out.push(JournalEntry { seq, workflow_id, event }),
+                        Err(e) => {
+                            tracing::error!(seq, error = %e, "journal entry cannot be decoded; quarantined");
+                            c.execute("UPDATE journal SET quarantined = ?1 WHERE seq = ?2", params![e.to_string(), seq])?;
+                        }
+                    }
                 }
                 Ok(out)
             })
@@ -112,7 +120,8 @@ impl Journal {
         self.db
             .call(|c| {
                 Ok(c.query_row(
-                    "SELECT COUNT(*), COUNT(*) FILTER (WHERE forwarded_at IS NULL AND workflow_id IS NOT NULL) FROM journal",
+                    "SELECT COUNT(*), COUNT(*) FILTER (WHERE forwarded_at IS NULL AND quarantined IS NULL AND workflow_id IS NOT NULL)
+                     FROM journal",
                     [],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )?)

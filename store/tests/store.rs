@@ -111,3 +111,18 @@ async fn a_course_is_released_only_by_its_last_grant() {
     g.drop_grant("u1", "101", "purchase-B").await.unwrap();
     assert_eq!(g.release("u1", "101", "purchase-B").await.unwrap(), Release::NotHeld);
 }
+
+#[tokio::test]
+async fn an_undecodable_entry_is_quarantined_not_blocking() {
+    let (dir, db) = db();
+    let j = Journal::new(db);
+    j.append(event("e1", "HP1"), Some("w1".into()), "{}".into()).await.unwrap();
+    j.append(event("e2", "HP2"), Some("w2".into()), "{}".into()).await.unwrap();
+    // Simulate an entry written by a different version.
+    let raw = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
+    raw.execute("UPDATE journal SET event = '{\"broken\":true}' WHERE event_id = 'e1'", []).unwrap();
+    let pending = j.pending(10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].workflow_id, "w2");
+    assert_eq!(j.counts().await.unwrap(), (2, 1));
+}
