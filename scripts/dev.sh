@@ -14,6 +14,7 @@ BIN=target/$PROFILE
 mkdir -p .tollgate
 export TOLLGATE_DB=${TOLLGATE_DB:-.tollgate/tollgate.db}
 export TOLLGATE_HOTTOK=${TOLLGATE_HOTTOK:-dev-hottok}
+export TOLLGATE_API_TOKEN=${TOLLGATE_API_TOKEN:-dev-api-token}
 export TOLLGATE_HTTP_ADDR=${TOLLGATE_HTTP_ADDR:-127.0.0.1:8088}
 export TALENTLMS_URL=${TALENTLMS_URL:-http://127.0.0.1:8089}
 export TALENTLMS_API_KEY=${TALENTLMS_API_KEY:-dev-talentlms-key}
@@ -63,6 +64,7 @@ Tollgate is running (logs in .tollgate/*.log):
   Temporal Web UI   http://127.0.0.1:8233   (search: BuyerEmail = 'demo.student@example.com')
   Webhook           POST http://$TOLLGATE_HTTP_ADDR/webhooks/hotmart   (X-HOTMART-HOTTOK: $TOLLGATE_HOTTOK)
   Health            http://$TOLLGATE_HTTP_ADDR/healthz
+  Staff API         http://$TOLLGATE_HTTP_ADDR/docs   (Authorization: Bearer $TOLLGATE_API_TOKEN)
   TalentLMS sim     $TALENTLMS_URL/api/v1/   state: $TALENTLMS_URL/_sim/state
   Student status    $BIN/tollgate-starter status --email demo.student@example.com
   Revenue           $BIN/tollgate-starter revenue

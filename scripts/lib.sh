@@ -16,3 +16,39 @@ search_attribute_flags() {
   echo --search-attribute BuyerEmail=Keyword --search-attribute ProductId=Keyword \
        --search-attribute AccessState=Keyword --search-attribute AccessUntil=Datetime
 }
+
+# The Firestore emulator (Debian package google-cloud-cli-firestore-emulator) on
+# 127.0.0.1:8080, for the store's Firestore tests. Starts it in the background unless
+# something already answers there, waits until it does, exports FIRESTORE_EMULATOR_HOST.
+# The PID of an emulator started here is in FIRESTORE_EMULATOR_PID (for stop_firestore_emulator).
+FIRESTORE_EMULATOR_JAR=/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar
+ensure_firestore_emulator() {
+  export FIRESTORE_EMULATOR_HOST=127.0.0.1:8080
+  curl -sf "http://$FIRESTORE_EMULATOR_HOST/" >/dev/null 2>&1 && return 0
+  [ -f "$FIRESTORE_EMULATOR_JAR" ] || {
+    echo "Firestore emulator jar not found at $FIRESTORE_EMULATOR_JAR" \
+         "(apt-get install google-cloud-cli-firestore-emulator)" >&2
+    exit 1
+  }
+  mkdir -p .tollgate
+  java -cp "$FIRESTORE_EMULATOR_JAR" com.google.cloud.datastore.emulator.firestore.CloudFirestore \
+    start --host=127.0.0.1 --port=8080 > .tollgate/firestore-emulator.log 2>&1 &
+  FIRESTORE_EMULATOR_PID=$!
+  for _ in $(seq 1 300); do
+    curl -sf "http://$FIRESTORE_EMULATOR_HOST/" >/dev/null 2>&1 && return 0
+    kill -0 "$FIRESTORE_EMULATOR_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  echo "the Firestore emulator did not start; see .tollgate/firestore-emulator.log:" >&2
+  tail -n 20 .tollgate/firestore-emulator.log >&2 || true
+  exit 1
+}
+
+# Stops the emulator ensure_firestore_emulator started, if it started one.
+stop_firestore_emulator() {
+  if [ -n "${FIRESTORE_EMULATOR_PID:-}" ]; then
+    kill "$FIRESTORE_EMULATOR_PID" 2>/dev/null || true
+    wait "$FIRESTORE_EMULATOR_PID" 2>/dev/null || true
+    FIRESTORE_EMULATOR_PID=
+  fi
+}

@@ -11,7 +11,9 @@ use tollgate_workflows::duration::parse_secs;
 pub struct Settings {
     /// Task queue of the workflows and store activities.
     pub task_queue: String,
+    /// The embedded SQLite file (revenue warehouse; documents too unless Firestore).
     pub db_path: PathBuf,
+    pub store: tollgate_store::StoreConfig,
     pub talentlms_url: String,
     pub talentlms_api_key: Option<String>,
     /// Cap on TalentLMS calls per second across every worker.
@@ -24,6 +26,7 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("task_queue", &self.task_queue)
             .field("db_path", &self.db_path)
+            .field("store", &self.store)
             .field("talentlms_url", &self.talentlms_url)
             .field("talentlms_api_key", &self.talentlms_api_key.as_ref().map(|_| "<redacted>"))
             .field("talentlms_max_rps", &self.talentlms_max_rps)
@@ -51,9 +54,21 @@ impl Settings {
             None => 10.0,
         };
         anyhow::ensure!(max_rps > 0.0 && max_rps.is_finite(), "TALENTLMS_MAX_RPS must be positive");
+        let db_path: PathBuf = var("TOLLGATE_DB").unwrap_or_else(|| ".tollgate/tollgate.db".into()).into();
+        let store = match var("TOLLGATE_STORE").as_deref() {
+            None | Some("sqlite") => tollgate_store::StoreConfig::Sqlite { path: db_path.clone() },
+            Some("firestore") => tollgate_store::StoreConfig::Firestore {
+                project_id: var("FIRESTORE_PROJECT_ID")
+                    .or_else(|| var("GOOGLE_CLOUD_PROJECT"))
+                    .ok_or_else(|| anyhow::anyhow!("TOLLGATE_STORE=firestore needs FIRESTORE_PROJECT_ID"))?,
+                database: var("FIRESTORE_DATABASE"),
+            },
+            Some(other) => anyhow::bail!("TOLLGATE_STORE: {other:?} is not sqlite or firestore"),
+        };
         Ok(Self {
+            store,
             task_queue: var("TOLLGATE_TASK_QUEUE").unwrap_or_else(|| "tollgate".into()),
-            db_path: var("TOLLGATE_DB").unwrap_or_else(|| ".tollgate/tollgate.db".into()).into(),
+            db_path,
             talentlms_url: var("TALENTLMS_URL").unwrap_or_else(|| "http://127.0.0.1:8089".into()),
             talentlms_api_key: var("TALENTLMS_API_KEY"),
             talentlms_max_rps: max_rps,

@@ -10,14 +10,14 @@ use std::time::Duration;
 use temporalio_macros::activities;
 use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
-use tollgate_store::{Grants, Links, Release, Warehouse};
+use tollgate_store::{DocStore, Release, StudentAccess, Warehouse};
 use tollgate_workflows::acts::{Enrollment, NewStudent};
 use tollgate_workflows::revenue::RevenueRow;
 use tollgate_workflows::{CourseLink, ProductId};
 
 /// Activities backed by the document store and warehouse; run on the main task queue.
 pub struct StoreActivities {
-    pub links: Links,
+    pub docs: DocStore,
     pub warehouse: Warehouse,
 }
 
@@ -29,7 +29,16 @@ impl StoreActivities {
         _ctx: ActivityContext,
         product: ProductId,
     ) -> Result<Option<CourseLink>, ActivityError> {
-        Ok(self.links.get(product).await?)
+        Ok(self.docs.link(product).await?)
+    }
+
+    #[activity(name = "record_access")]
+    pub async fn record_access(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        a: StudentAccess,
+    ) -> Result<(), ActivityError> {
+        Ok(self.docs.put_access(a).await?)
     }
 
     #[activity(name = "record_revenue")]
@@ -51,7 +60,7 @@ impl StoreActivities {
 pub struct TalentLmsActivities {
     pub client: talentlms::Client,
     pub pace: Pace,
-    pub grants: Grants,
+    pub docs: DocStore,
 }
 
 /// Spaces calls at least `interval` apart, in arrival order.
@@ -115,7 +124,7 @@ impl TalentLmsActivities {
     pub async fn enroll(self: Arc<Self>, _ctx: ActivityContext, e: Enrollment) -> Result<(), ActivityError> {
         // Grant first: if the call below fails and never succeeds, a stale grant only
         // makes a later unenroll keep the course, the safe direction.
-        self.grants.grant(&e.user_id, &e.course_id, &e.workflow_id).await?;
+        self.docs.grant(&e.user_id, &e.course_id, &e.workflow_id).await?;
         self.pace.wait().await;
         let outcome = self
             .client
@@ -132,7 +141,7 @@ impl TalentLmsActivities {
         _ctx: ActivityContext,
         e: Enrollment,
     ) -> Result<String, ActivityError> {
-        match self.grants.release(&e.user_id, &e.course_id, &e.workflow_id).await? {
+        match self.docs.release(&e.user_id, &e.course_id, &e.workflow_id).await? {
             Release::NotHeld => Ok("not granted by this purchase; left as is".into()),
             Release::StillGranted { by } => {
                 tracing::info!(user = %e.user_id, course = %e.course_id, %by, "unenroll skipped: still granted");
@@ -148,7 +157,7 @@ impl TalentLmsActivities {
                     )
                     .await
                     .map_err(|err| failure("unenroll", err))?;
-                self.grants.drop_grant(&e.user_id, &e.course_id, &e.workflow_id).await?;
+                self.docs.drop_grant(&e.user_id, &e.course_id, &e.workflow_id).await?;
                 tracing::info!(user = %e.user_id, course = %e.course_id, ?outcome, "unenroll");
                 Ok(format!("unenrolled from course {}", e.course_id))
             }

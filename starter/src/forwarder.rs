@@ -11,7 +11,7 @@ use futures::StreamExt;
 use temporalio_client::{Client, WorkflowIdConflictPolicy, WorkflowStartOptions};
 use tokio::sync::Notify;
 use tollgate_activities::config::{Settings, temporal_client};
-use tollgate_store::{Journal, JournalEntry};
+use tollgate_store::{DocStore, JournalEntry};
 use tollgate_workflows::{AccessInput, AccessWorkflow};
 
 const BATCH: usize = 256;
@@ -19,7 +19,7 @@ const IN_FLIGHT: usize = 32;
 const IDLE_POLL: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-pub async fn run(journal: Journal, settings: Settings, wake: Arc<Notify>) {
+pub async fn run(journal: DocStore, settings: Settings, wake: Arc<Notify>) {
     let mut backoff = Duration::from_millis(200);
     let client = loop {
         match temporal_client().await {
@@ -47,20 +47,20 @@ pub async fn run(journal: Journal, settings: Settings, wake: Arc<Notify>) {
             continue;
         }
         let n = batch.len();
-        let results: Vec<(i64, anyhow::Result<()>)> = futures::stream::iter(batch)
+        let results: Vec<(String, anyhow::Result<()>)> = futures::stream::iter(batch)
             .map(|entry| {
                 let client = client.clone();
                 let settings = settings.clone();
-                async move { (entry.seq, forward(&client, &settings, entry).await) }
+                async move { (entry.key.clone(), forward(&client, &settings, entry).await) }
             })
             .buffer_unordered(IN_FLIGHT)
             .collect()
             .await;
         let mut done = Vec::with_capacity(n);
         let mut failed = 0;
-        for (seq, r) in results {
+        for (key, r) in results {
             match r {
-                Ok(()) => done.push(seq),
+                Ok(()) => done.push(key),
                 Err(e) => {
                     failed += 1;
                     if failed == 1 {
@@ -85,7 +85,7 @@ async fn forward(client: &Client, settings: &Settings, entry: JournalEntry) -> a
     let key = entry
         .event
         .workflow_key()
-        .ok_or_else(|| anyhow::anyhow!("journal entry {} has no workflow key", entry.seq))?;
+        .ok_or_else(|| anyhow::anyhow!("journal entry {} has no workflow key", entry.key))?;
     let input = AccessInput { key, config: settings.rules.clone(), carried: None };
     let opts = WorkflowStartOptions::new(settings.task_queue.clone(), entry.workflow_id.clone())
         .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)

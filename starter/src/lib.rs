@@ -1,5 +1,6 @@
 //! The starter: webhook ingress, the journal forwarder, and the operator CLI.
 
+pub mod api;
 pub mod forwarder;
 pub mod ops;
 pub mod webhook;
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tollgate_activities::config::Settings;
-use tollgate_store::{Db, Journal};
+use tollgate_store::DocStore;
 
 /// What `serve` needs beyond the shared [`Settings`].
 #[derive(Clone)]
@@ -18,6 +19,8 @@ pub struct ServeConfig {
     pub addr: SocketAddr,
     /// The Hotmart token. Never logged.
     pub hottok: String,
+    /// Bearer token of the staff API; `None` leaves the API off.
+    pub api_token: Option<String>,
     pub settings: Settings,
     /// Off in tests that exercise only the ingress.
     pub forward: bool,
@@ -26,7 +29,7 @@ pub struct ServeConfig {
 /// A running starter: its bound address and a way to stop it.
 pub struct Running {
     pub addr: SocketAddr,
-    pub journal: Journal,
+    pub docs: DocStore,
     shutdown: Arc<Notify>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -41,14 +44,25 @@ impl Running {
 /// Binds the HTTP server and starts the forwarder. The server answers even while
 /// Temporal is unreachable: events wait in the journal.
 pub async fn serve(cfg: ServeConfig) -> anyhow::Result<Running> {
-    let db = Db::open(&cfg.settings.db_path)?;
-    let journal = Journal::new(db);
+    let docs = DocStore::open(&cfg.settings.store).await?;
     let wake = Arc::new(Notify::new());
     if cfg.forward {
-        tokio::spawn(forwarder::run(journal.clone(), cfg.settings.clone(), wake.clone()));
+        tokio::spawn(forwarder::run(docs.clone(), cfg.settings.clone(), wake.clone()));
     }
-    let state = webhook::AppState::new(journal.clone(), &cfg.hottok, wake);
-    let router = webhook::router(state);
+    let state = webhook::AppState::new(docs.clone(), &cfg.hottok, wake);
+    let mut router = webhook::router(state);
+    if let Some(token) = &cfg.api_token {
+        let talentlms = match &cfg.settings.talentlms_api_key {
+            Some(key) => Some(talentlms::Client::new(&cfg.settings.talentlms_url, key.clone())?),
+            None => None,
+        };
+        router = router.merge(api::router(api::ApiState {
+            docs: docs.clone(),
+            settings: cfg.settings.clone(),
+            token: token.as_bytes().into(),
+            talentlms,
+        }));
+    }
     let listener = TcpListener::bind(cfg.addr).await?;
     let addr = listener.local_addr()?;
     let shutdown = Arc::new(Notify::new());
@@ -58,5 +72,5 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<Running> {
         Ok(())
     });
     tracing::info!(%addr, "listening for Hotmart webhooks on /webhooks/hotmart");
-    Ok(Running { addr, journal, shutdown, task })
+    Ok(Running { addr, docs, shutdown, task })
 }

@@ -2,7 +2,7 @@ use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use tollgate_activities::config::{Settings, temporal_client};
 use tollgate_starter::{ServeConfig, ops, serve};
-use tollgate_store::{Db, Links, Warehouse};
+use tollgate_store::{Db, DocStore, Warehouse};
 use tollgate_workflows::{CourseLink, ProductId};
 
 /// Tollgate starter: Hotmart webhook ingress and operator commands.
@@ -74,27 +74,34 @@ async fn main() -> anyhow::Result<()> {
                 !hottok.trim().is_empty(),
                 "TOLLGATE_HOTTOK is not set: every webhook would be refused"
             );
-            let running = serve(ServeConfig { addr, hottok, settings, forward: true }).await?;
+            let api_token = std::env::var("TOLLGATE_API_TOKEN").ok().filter(|t| !t.trim().is_empty());
+            if api_token.is_none() {
+                tracing::warn!("TOLLGATE_API_TOKEN is not set: the staff API is off");
+            }
+            let running = serve(ServeConfig { addr, hottok, api_token, settings, forward: true }).await?;
             tokio::signal::ctrl_c().await?;
             running.stop().await?;
         }
         Cmd::Links { cmd } => {
-            let links = Links::new(Db::open(&settings.db_path)?);
+            let docs = DocStore::open(&settings.store).await?;
             match cmd {
                 LinksCmd::Add { product, courses, policy, term, grace } => {
                     let policy = ops::parse_policy(&policy, term.as_deref(), grace.as_deref())?;
                     let link = CourseLink { product_id: ProductId(product), courses, policy };
-                    let woken = ops::add_link(&links, link.clone()).await?;
+                    let woken = ops::add_link(&docs, link.clone()).await?;
                     println!("{}", serde_json::to_string(&link)?);
                     eprintln!("linked product {product}; woke {woken} running workflow(s)");
                 }
                 LinksCmd::List => {
-                    for l in links.list().await? {
+                    for l in ops::all_links(&docs).await? {
                         println!("{}", serde_json::to_string(&l)?);
                     }
                 }
                 LinksCmd::Remove { product } => {
-                    anyhow::ensure!(links.remove(ProductId(product)).await?, "product {product} has no link");
+                    anyhow::ensure!(
+                        docs.delete_link(ProductId(product)).await?.is_some(),
+                        "product {product} has no link"
+                    );
                     eprintln!("removed the link of product {product}");
                 }
             }

@@ -1,23 +1,81 @@
 //! Operator commands: course links, revenue, and a student's access status.
 
 use futures::StreamExt;
-use temporalio_client::{Client, WorkflowListOptions, WorkflowQueryOptions, WorkflowSignalOptions};
-use tollgate_activities::config::temporal_client;
-use tollgate_store::{Links, Warehouse};
+use temporalio_client::{
+    Client, WorkflowExecutionStatus, WorkflowIdConflictPolicy, WorkflowListOptions, WorkflowQueryOptions,
+    WorkflowSignalOptions, WorkflowStartOptions,
+};
+use tollgate_activities::config::{Settings, temporal_client};
+use tollgate_store::{DocStore, Warehouse};
 use tollgate_workflows::hotmart::Email;
-use tollgate_workflows::{AccessPolicy, AccessWorkflow, CourseLink, ProductId, Status};
+use tollgate_workflows::{
+    AccessInput, AccessPolicy, AccessWorkflow, CourseLink, ProductId, Status, WorkflowKey,
+};
 
 /// Saves a link, then wakes the running workflows of that product so purchases waiting
 /// for it proceed at once (they also re-check on their own every `TOLLGATE_LINK_POLL`).
-pub async fn add_link(links: &Links, link: CourseLink) -> anyhow::Result<usize> {
+pub async fn add_link(docs: &DocStore, link: CourseLink) -> anyhow::Result<usize> {
     anyhow::ensure!(!link.courses.is_empty(), "a link needs at least one course");
     let product = link.product_id;
-    links.upsert(link).await?;
+    docs.put_link(link).await?;
+    wake_product(product).await
+}
+
+/// Signals the product's running workflows, if Temporal is reachable.
+pub async fn wake_product(product: ProductId) -> anyhow::Result<usize> {
     match temporal_client().await {
         Ok(client) => notify_product(&client, product).await,
         Err(e) => {
             tracing::warn!(error = %e, "link saved; Temporal unreachable, waiting purchases will pick it up on their next poll");
             Ok(0)
+        }
+    }
+}
+
+/// Brings a link change to the product's students whose workflow has finished while
+/// they keep access (settled lifetime purchases): each is resumed from its last result
+/// with signal-with-start, reconciles TalentLMS against the new link, and ends again.
+pub async fn resume_settled(
+    docs: &DocStore,
+    settings: &Settings,
+    product: ProductId,
+) -> anyhow::Result<usize> {
+    let client = temporal_client().await?;
+    let mut after = None;
+    let mut resumed = 0;
+    loop {
+        let page = docs.access_by_product(product.0, after.clone(), 200).await?;
+        let Some(last) = page.last() else { return Ok(resumed) };
+        after = Some(last.workflow_id.clone());
+        for a in page.iter().filter(|a| a.entitled) {
+            let handle = client.get_workflow_handle::<AccessWorkflow>(a.workflow_id.clone());
+            let desc = handle.describe(Default::default()).await?;
+            if desc.status() != WorkflowExecutionStatus::Completed {
+                continue;
+            }
+            let outcome = handle.get_result(Default::default()).await?;
+            let key = outcome
+                .carried
+                .facts
+                .approvals
+                .keys()
+                .next()
+                .map(|t| WorkflowKey::Purchase { transaction: t.clone() });
+            let Some(key) = key.filter(|k| k.workflow_id() == a.workflow_id) else { continue };
+            let input = AccessInput { key, config: settings.rules.clone(), carried: Some(outcome.carried) };
+            let opts = WorkflowStartOptions::new(settings.task_queue.clone(), a.workflow_id.clone())
+                .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
+                .build();
+            client
+                .signal_with_start_workflow(
+                    AccessWorkflow::run,
+                    input,
+                    AccessWorkflow::on_link_changed,
+                    (),
+                    opts,
+                )
+                .await?;
+            resumed += 1;
         }
     }
 }
@@ -76,4 +134,16 @@ pub async fn statuses_by_email(client: &Client, email: &str) -> anyhow::Result<V
 pub async fn status(client: &Client, workflow_id: &str) -> anyhow::Result<Status> {
     let handle = client.get_workflow_handle::<AccessWorkflow>(workflow_id.to_string());
     Ok(handle.query(AccessWorkflow::status, (), WorkflowQueryOptions::default()).await?)
+}
+
+/// Every link, page by page.
+pub async fn all_links(docs: &DocStore) -> anyhow::Result<Vec<CourseLink>> {
+    let mut out: Vec<CourseLink> = Vec::new();
+    loop {
+        let page = docs.links_page(out.last().map(|l| l.product_id), 500).await?;
+        if page.is_empty() {
+            return Ok(out);
+        }
+        out.extend(page);
+    }
 }

@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
-use tollgate_store::{Appended, Journal};
+use tollgate_store::{Appended, DocStore};
 use tollgate_workflows::hotmart;
 
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -22,14 +22,14 @@ pub const HOTTOK_HEADER: &str = "x-hotmart-hottok";
 
 #[derive(Clone)]
 pub struct AppState {
-    journal: Journal,
+    docs: DocStore,
     hottok: Arc<[u8]>,
     wake: Arc<Notify>,
 }
 
 impl AppState {
-    pub fn new(journal: Journal, hottok: &str, wake: Arc<Notify>) -> Self {
-        Self { journal, hottok: hottok.as_bytes().into(), wake }
+    pub fn new(docs: DocStore, hottok: &str, wake: Arc<Notify>) -> Self {
+        Self { docs, hottok: hottok.as_bytes().into(), wake }
     }
 
     fn authentic(&self, presented: Option<&[u8]>) -> bool {
@@ -47,7 +47,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn healthz(State(s): State<AppState>) -> Response {
-    match s.journal.counts().await {
+    match s.docs.journal_counts().await {
         Ok((entries, pending)) => {
             Json(json!({"status": "ok", "journal": {"entries": entries, "pending": pending}})).into_response()
         }
@@ -89,7 +89,7 @@ async fn hotmart_webhook(State(s): State<AppState>, headers: HeaderMap, body: By
     let workflow_id = event.workflow_key().filter(|_| event.affects_access()).map(|k| k.workflow_id());
     let stored = redact_body(&body);
     let (id, kind) = (event.id.clone(), event.kind.clone());
-    match s.journal.append(event, workflow_id.clone(), stored).await {
+    match s.docs.append(event, workflow_id.clone(), stored).await {
         Ok(outcome) => {
             if outcome == Appended::New {
                 s.wake.notify_one();

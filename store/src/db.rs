@@ -47,6 +47,15 @@ CREATE TABLE IF NOT EXISTS revenue (
     recorded_at     INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS revenue_time ON revenue(occurred_at);
+CREATE TABLE IF NOT EXISTS student_access (
+    email       TEXT NOT NULL,
+    workflow_id TEXT NOT NULL,
+    product_id  INTEGER NOT NULL,
+    doc         TEXT NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    PRIMARY KEY (email, workflow_id)
+);
+CREATE INDEX IF NOT EXISTS student_access_product ON student_access(product_id, workflow_id);
 CREATE TABLE IF NOT EXISTS grants (
     user_id     TEXT NOT NULL,
     course_id   TEXT NOT NULL,

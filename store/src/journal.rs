@@ -22,7 +22,8 @@ pub enum Appended {
 
 #[derive(Debug, Clone)]
 pub struct JournalEntry {
-    pub seq: i64,
+    /// The envelope id: the entry's key in every backend.
+    pub key: String,
     pub workflow_id: String,
     pub event: HotmartEvent,
 }
@@ -71,9 +72,9 @@ impl Journal {
     pub async fn pending(&self, limit: usize) -> anyhow::Result<Vec<JournalEntry>> {
         self.db
             .call(move |c| {
-                let rows: Vec<(i64, String, String)> = {
+                let rows: Vec<(String, String, String)> = {
                     let mut st = c.prepare_cached(
-                        "SELECT seq, workflow_id, event FROM journal
+                        "SELECT event_id, workflow_id, event FROM journal
                          WHERE forwarded_at IS NULL AND quarantined IS NULL AND workflow_id IS NOT NULL
                          ORDER BY seq LIMIT ?1",
                     )?;
@@ -81,12 +82,15 @@ impl Journal {
                         .collect::<Result<_, _>>()?
                 };
                 let mut out = Vec::with_capacity(rows.len());
-                for (seq, workflow_id, json) in rows {
+                for (key, workflow_id, json) in rows {
                     match serde_json::from_str(&json) {
-                        Ok(event) => out.push(JournalEntry { seq, workflow_id, event }),
+                        Ok(event) => out.push(JournalEntry { key, workflow_id, event }),
                         Err(e) => {
-                            tracing::error!(seq, error = %e, "journal entry cannot be decoded; quarantined");
-                            c.execute("UPDATE journal SET quarantined = ?1 WHERE seq = ?2", params![e.to_string(), seq])?;
+                            tracing::error!(key, error = %e, "journal entry cannot be decoded; quarantined");
+                            c.execute(
+                                "UPDATE journal SET quarantined = ?1 WHERE event_id = ?2",
+                                params![e.to_string(), key],
+                            )?;
                         }
                     }
                 }
@@ -95,18 +99,19 @@ impl Journal {
             .await
     }
 
-    pub async fn mark_forwarded(&self, seqs: Vec<i64>) -> anyhow::Result<()> {
-        if seqs.is_empty() {
+    pub async fn mark_forwarded(&self, keys: Vec<String>) -> anyhow::Result<()> {
+        if keys.is_empty() {
             return Ok(());
         }
         self.db
             .call(move |c| {
                 let tx = c.transaction()?;
                 {
-                    let mut st = tx.prepare_cached("UPDATE journal SET forwarded_at = ?1 WHERE seq = ?2")?;
+                    let mut st =
+                        tx.prepare_cached("UPDATE journal SET forwarded_at = ?1 WHERE event_id = ?2")?;
                     let now = now_ms();
-                    for s in seqs {
-                        st.execute(params![now, s])?;
+                    for k in keys {
+                        st.execute(params![now, k])?;
                     }
                 }
                 tx.commit()?;

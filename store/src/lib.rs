@@ -1,16 +1,171 @@
-//! The embedded backends: one SQLite file holds the webhook journal, the course links
-//! and the revenue warehouse, so a new user runs Tollgate with no database server.
-//! Each process opens its own connection; SQLite's WAL mode lets the starter and the
-//! worker share the file.
+//! Tollgate's document store and warehouse.
+//!
+//! [`DocStore`] holds course links, students, the webhook journal and enrollment grants.
+//! Two backends, chosen by configuration (`TOLLGATE_STORE`): the embedded SQLite file
+//! (default; no server) and Firestore. The revenue [`Warehouse`] is embedded SQLite.
 
 mod db;
+pub mod firestore;
 pub mod grants;
 pub mod journal;
 pub mod links;
+pub mod students;
 pub mod warehouse;
 
+use tollgate_workflows::{CourseLink, HotmartEvent, ProductId};
+
+pub use crate::firestore::FirestoreDocs;
 pub use db::Db;
 pub use grants::{Grants, Release};
 pub use journal::{Appended, Journal, JournalEntry};
 pub use links::Links;
+pub use students::Students;
 pub use warehouse::Warehouse;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The document already exists (a create that must not overwrite).
+    #[error("already exists")]
+    Conflict,
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+pub use tollgate_workflows::acts::StudentAccess;
+
+/// Which backend, from the environment.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    /// `TOLLGATE_STORE=sqlite` (default), file `TOLLGATE_DB`.
+    Sqlite { path: std::path::PathBuf },
+    /// `TOLLGATE_STORE=firestore`, project `FIRESTORE_PROJECT_ID` (the emulator is used
+    /// when `FIRESTORE_EMULATOR_HOST` is set).
+    Firestore { project_id: String, database: Option<String> },
+}
+
+/// The embedded backend: every table in one SQLite file.
+#[derive(Clone)]
+pub struct SqliteDocs {
+    pub db: Db,
+    pub journal: Journal,
+    pub links: Links,
+    pub grants: Grants,
+    pub students: Students,
+}
+
+impl SqliteDocs {
+    /// Opens the file; the journal's group-commit writer runs on the current runtime.
+    pub fn open(path: impl AsRef<std::path::Path>) -> anyhow::Result<Self> {
+        let db = Db::open(path)?;
+        Ok(Self {
+            journal: Journal::new(db.clone()),
+            links: Links::new(db.clone()),
+            grants: Grants::new(db.clone()),
+            students: Students::new(db.clone()),
+            db,
+        })
+    }
+}
+
+#[derive(Clone)]
+pub enum DocStore {
+    Sqlite(SqliteDocs),
+    Firestore(FirestoreDocs),
+}
+
+/// Forwards a call to whichever backend is configured: `$sqlite` with `$b` bound to the
+/// [`SqliteDocs`], `$firestore` with it bound to the [`FirestoreDocs`].
+macro_rules! dispatch {
+    ($self:ident, $b:ident => $sqlite:expr, $firestore:expr) => {
+        match $self {
+            DocStore::Sqlite($b) => $sqlite,
+            DocStore::Firestore($b) => $firestore,
+        }
+    };
+}
+
+impl DocStore {
+    pub async fn open(cfg: &StoreConfig) -> anyhow::Result<Self> {
+        match cfg {
+            StoreConfig::Sqlite { path } => Ok(Self::Sqlite(SqliteDocs::open(path)?)),
+            StoreConfig::Firestore { project_id, database } => {
+                Ok(Self::Firestore(FirestoreDocs::open(project_id, database.as_deref()).await?))
+            }
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        dispatch!(self, _b => "sqlite", "firestore")
+    }
+
+    // Course links.
+    pub async fn link(&self, product: ProductId) -> anyhow::Result<Option<CourseLink>> {
+        dispatch!(self, b => b.links.get(product).await, b.link(product).await)
+    }
+    pub async fn create_link(&self, link: CourseLink) -> Result<(), StoreError> {
+        dispatch!(self, b => b.links.create(link).await, b.create_link(link).await)
+    }
+    /// Creates or replaces; returns the previous link.
+    pub async fn put_link(&self, link: CourseLink) -> anyhow::Result<Option<CourseLink>> {
+        dispatch!(self, b => b.links.put(link).await, b.put_link(link).await)
+    }
+    /// Returns the deleted link.
+    pub async fn delete_link(&self, product: ProductId) -> anyhow::Result<Option<CourseLink>> {
+        dispatch!(self, b => b.links.remove(product).await, b.delete_link(product).await)
+    }
+    /// Ordered by product id, strictly after `after`.
+    pub async fn links_page(
+        &self,
+        after: Option<ProductId>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<CourseLink>> {
+        dispatch!(self, b => b.links.page(after, limit).await, b.links_page(after, limit).await)
+    }
+
+    // Webhook journal.
+    pub async fn append(
+        &self,
+        event: HotmartEvent,
+        workflow_id: Option<String>,
+        body: String,
+    ) -> anyhow::Result<Appended> {
+        dispatch!(self, b => b.journal.append(event, workflow_id, body).await, b.append(event, workflow_id, body).await)
+    }
+    pub async fn pending(&self, limit: usize) -> anyhow::Result<Vec<JournalEntry>> {
+        dispatch!(self, b => b.journal.pending(limit).await, b.pending(limit).await)
+    }
+    pub async fn mark_forwarded(&self, keys: Vec<String>) -> anyhow::Result<()> {
+        dispatch!(self, b => b.journal.mark_forwarded(keys).await, b.mark_forwarded(keys).await)
+    }
+    /// (entries, waiting to be forwarded).
+    pub async fn journal_counts(&self) -> anyhow::Result<(i64, i64)> {
+        dispatch!(self, b => b.journal.counts().await, b.journal_counts().await)
+    }
+
+    // Enrollment grants.
+    pub async fn grant(&self, user: &str, course: &str, workflow: &str) -> anyhow::Result<()> {
+        dispatch!(self, b => b.grants.grant(user, course, workflow).await, b.grant(user, course, workflow).await)
+    }
+    pub async fn release(&self, user: &str, course: &str, workflow: &str) -> anyhow::Result<Release> {
+        dispatch!(self, b => b.grants.release(user, course, workflow).await, b.release(user, course, workflow).await)
+    }
+    pub async fn drop_grant(&self, user: &str, course: &str, workflow: &str) -> anyhow::Result<()> {
+        dispatch!(self, b => b.grants.drop_grant(user, course, workflow).await, b.drop_grant(user, course, workflow).await)
+    }
+
+    // Students.
+    pub async fn put_access(&self, a: StudentAccess) -> anyhow::Result<()> {
+        dispatch!(self, b => b.students.put(a).await, b.put_access(a).await)
+    }
+    pub async fn access_by_email(&self, email: &str) -> anyhow::Result<Vec<StudentAccess>> {
+        dispatch!(self, b => b.students.by_email(email).await, b.access_by_email(email).await)
+    }
+    pub async fn access_by_product(
+        &self,
+        product: i64,
+        after: Option<String>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<StudentAccess>> {
+        dispatch!(self, b => b.students.by_product(product, after, limit).await, b.access_by_product(product, after, limit).await)
+    }
+}

@@ -16,6 +16,7 @@ use tollgate_workflows::Status;
 pub use temporal::{TemporalServer, shared_temporal};
 
 pub const HOTTOK: &str = "test-hottok-0123456789";
+pub const API_TOKEN: &str = "test-api-token-abcdef";
 
 /// Where `cargo build` put the binaries (the test command builds them first).
 pub fn bin(name: &str) -> PathBuf {
@@ -99,6 +100,7 @@ impl Stack {
             ("TOLLGATE_TALENTLMS_QUEUE", format!("{queue}-lms")),
             ("TOLLGATE_DB", dir.path().join("tollgate.db").display().to_string()),
             ("TOLLGATE_HOTTOK", HOTTOK.into()),
+            ("TOLLGATE_API_TOKEN", API_TOKEN.into()),
             ("TOLLGATE_LINK_POLL", opts.link_poll.into()),
             ("TOLLGATE_RETENTION", opts.retention.into()),
             ("TOLLGATE_MAX_HISTORY", opts.max_history.to_string()),
@@ -207,6 +209,31 @@ impl Stack {
         r.json().await.unwrap()
     }
 
+    /// Calls the staff API with the bearer token; returns (status, JSON body or Null).
+    pub async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.api_as(method, path, body, Some(API_TOKEN)).await
+    }
+
+    pub async fn api_as(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.http.request(method, format!("http://{}{path}", self.http_addr));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     /// Posts a webhook body with the header token.
     pub async fn post(&self, body: &Value) -> (u16, Value) {
         self.post_raw(body.to_string().into_bytes(), Some(HOTTOK)).await
@@ -280,6 +307,21 @@ impl Stack {
 
     pub async fn client(&self) -> temporalio_client::Client {
         temporal::client(&self.temporal).await
+    }
+
+    /// Waits for the workflow's current run to finish and returns its result.
+    pub async fn run_result(
+        &self,
+        workflow_id: &str,
+        within: Duration,
+    ) -> tollgate_workflows::workflow::Outcome {
+        let client = self.client().await;
+        let handle =
+            client.get_workflow_handle::<tollgate_workflows::AccessWorkflow>(workflow_id.to_string());
+        tokio::time::timeout(within, handle.get_result(Default::default()))
+            .await
+            .unwrap_or_else(|_| panic!("{workflow_id} did not finish within {within:?}\n{}", self.logs()))
+            .expect("workflow result")
     }
 
     pub async fn status(&self, workflow_id: &str) -> Option<Status> {

@@ -103,12 +103,7 @@ async fn lifetime_purchase_ends_its_workflow_after_complete() {
     stack.post(&sale.event("PURCHASE_APPROVED", &unique("e"), t)).await;
     stack.post(&sale.event("PURCHASE_COMPLETE", &unique("e"), t + 1)).await;
     stack.wait_enrolled(&email, &["101"], WAIT).await;
-    let client = stack.client().await;
-    let handle = client.get_workflow_handle::<tollgate_workflows::AccessWorkflow>(format!("purchase-{txn}"));
-    let out = tokio::time::timeout(WAIT, handle.get_result(Default::default()))
-        .await
-        .expect("workflow ends")
-        .unwrap();
+    let out = stack.run_result(&format!("purchase-{txn}"), WAIT).await;
     assert_eq!(out.state, AccessState::Active);
     assert_eq!(out.enrolled_courses, vec!["101"]);
     assert_eq!(stack.enrolled(&email), vec!["101"], "access outlives the workflow");
@@ -343,10 +338,8 @@ async fn chargeback_after_the_run_ended_still_unenrolls() {
     stack.post(&sale.event("PURCHASE_APPROVED", &unique("e"), t)).await;
     stack.post(&sale.event("PURCHASE_COMPLETE", &unique("e"), t + 1)).await;
     stack.wait_enrolled(&email, &["101", "102"], WAIT).await;
-    let client = stack.client().await;
     let wf = format!("purchase-{txn}");
-    let handle = client.get_workflow_handle::<tollgate_workflows::AccessWorkflow>(wf.clone());
-    tokio::time::timeout(WAIT, handle.get_result(Default::default())).await.expect("run ends").unwrap();
+    stack.run_result(&wf, WAIT).await;
 
     stack.post(&sale.event("PURCHASE_CHARGEBACK", &unique("e"), t + 90_000)).await;
     stack.wait_enrolled(&email, &[], WAIT).await;
@@ -368,7 +361,9 @@ async fn a_course_held_by_two_purchases_survives_the_first_ending() {
     stack.post(&first.event("PURCHASE_APPROVED", &unique("e"), t)).await;
     stack.wait_enrolled(&email, &["103"], WAIT).await;
     let second_txn = unique("HP");
-    stack.post(&Sale::one_off(long, &second_txn, &email).event("PURCHASE_APPROVED", &unique("e"), t + 10)).await;
+    stack
+        .post(&Sale::one_off(long, &second_txn, &email).event("PURCHASE_APPROVED", &unique("e"), t + 10))
+        .await;
     let first_wf = format!("purchase-{}", first.transaction);
     let s = stack.wait_status(&first_wf, WAIT, |s| s.state == AccessState::Expired).await;
     assert!(
@@ -380,6 +375,8 @@ async fn a_course_held_by_two_purchases_survives_the_first_ending() {
     assert_eq!(stack.enrolled(&email), vec!["103"], "the lifetime purchase still grants it");
 
     // When the second purchase is refunded, the course finally goes.
-    stack.post(&Sale::one_off(long, &second_txn, &email).event("PURCHASE_REFUNDED", &unique("e"), t + 20)).await;
+    stack
+        .post(&Sale::one_off(long, &second_txn, &email).event("PURCHASE_REFUNDED", &unique("e"), t + 20))
+        .await;
     stack.wait_enrolled(&email, &[], WAIT).await;
 }

@@ -5,7 +5,7 @@
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tollgate_activities::config::{Settings, temporal_client};
 use tollgate_activities::{StoreActivities, TalentLmsActivities};
-use tollgate_store::{Db, Links, Warehouse};
+use tollgate_store::{Db, DocStore, Warehouse};
 use tollgate_workflows::AccessWorkflow;
 
 #[tokio::main]
@@ -16,11 +16,12 @@ async fn main() -> anyhow::Result<()> {
         settings.talentlms_api_key.clone().ok_or_else(|| anyhow::anyhow!("TALENTLMS_API_KEY is not set"))?;
     tracing::info!(?settings, "starting worker");
 
-    let db = Db::open(&settings.db_path)?;
-    let store_acts = StoreActivities { links: Links::new(db.clone()), warehouse: Warehouse::new(db.clone()) };
+    let docs = DocStore::open(&settings.store).await?;
+    let warehouse = Warehouse::new(Db::open(&settings.db_path)?);
+    let store_acts = StoreActivities { docs: docs.clone(), warehouse };
     let talent_acts = TalentLmsActivities {
         pace: tollgate_activities::Pace::per_second(settings.talentlms_max_rps),
-        grants: tollgate_store::Grants::new(db),
+        docs,
         client: talentlms::Client::with_timeout(
             &settings.talentlms_url,
             api_key,

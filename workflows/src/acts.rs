@@ -72,6 +72,28 @@ activity!(
     /// course ("not enrolled" is success). Returns what happened, for the decision log.
     Unenroll, "unenroll", Enrollment => String
 );
+/// One student's access through one workflow (a purchase or a subscription), as the
+/// document store keeps it for the API and operators.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StudentAccess {
+    pub email: String,
+    pub workflow_id: String,
+    pub product_id: i64,
+    pub talentlms_user_id: Option<String>,
+    /// `AccessState` as text (`active`, `grace`, `revoked`, ...).
+    pub state: String,
+    pub entitled: bool,
+    pub until: Option<i64>,
+    pub courses: Vec<String>,
+    pub reason: String,
+    /// Workflow time of the decision, epoch ms.
+    pub updated_at: i64,
+}
+
+activity!(
+    /// Upserts the student's access record (newer decisions win).
+    RecordAccess, "record_access", StudentAccess => ()
+);
 activity!(
     /// Writes a revenue row; a second write of the same key is a no-op. Returns whether
     /// this call inserted it.

@@ -18,7 +18,8 @@ use temporalio_sdk::{
 
 use crate::access::{self, AccessState, CourseLink, Facts, KeyKind, Verdict};
 use crate::acts::{
-    CreateUser, Enroll, Enrollment, FindUser, LoadLink, NewStudent, RecordRevenue, StudentRef, Unenroll,
+    CreateUser, Enroll, Enrollment, FindUser, LoadLink, NewStudent, RecordAccess, RecordRevenue,
+    StudentAccess, StudentRef, Unenroll,
 };
 use crate::hotmart::{HotmartEvent, Millis, WorkflowKey};
 use crate::revenue;
@@ -131,6 +132,10 @@ pub struct Outcome {
     pub state: AccessState,
     pub reason: String,
     pub enrolled_courses: Vec<String>,
+    /// Everything the run knew, so a later run can resume from it (a link change that
+    /// must reach a settled lifetime purchase starts one with this as its input).
+    #[serde(default)]
+    pub carried: Carried,
 }
 
 const MAX_DECISIONS: usize = 100;
@@ -249,7 +254,9 @@ impl AccessWorkflow {
                 _ => BTreeSet::new(),
             });
             let actions = reconcile(ctx, &cfg, &desired, &sweep).await?;
-            ctx.state_mut(|s| s.note(now, &verdict, actions));
+            if let Some(record) = ctx.state_mut(|s| s.note(now, &verdict, actions)) {
+                ctx.execute_local_activity(RecordAccess, record, local_opts(&cfg)).await?;
+            }
             upsert_attributes(ctx, &verdict, now);
             // Revenue after access: a student should not wait on the warehouse.
             for row in fresh.iter().filter_map(revenue::row_for) {
@@ -304,6 +311,12 @@ impl AccessWorkflow {
     }
 }
 
+fn changed_verdict(old: Option<&Verdict>, v: &Verdict) -> bool {
+    old.is_none_or(|o| {
+        o.state != v.state || o.entitled != v.entitled || o.until != v.until || o.reason != v.reason
+    })
+}
+
 impl AccessWorkflow {
     fn verdict_at(&self, now: Millis) -> Verdict {
         match &self.c.link {
@@ -328,15 +341,12 @@ impl AccessWorkflow {
         }
     }
 
-    /// Appends a decision when the verdict or TalentLMS changed.
-    fn note(&mut self, now: Millis, v: &Verdict, actions: Vec<String>) {
-        let changed = self.verdict.as_ref().is_none_or(|old| {
-            old.state != v.state
-                || old.entitled != v.entitled
-                || old.until != v.until
-                || old.reason != v.reason
-        });
-        if changed || !actions.is_empty() {
+    /// Appends a decision when the verdict or TalentLMS changed; returns the student record
+    /// to store when there was a change.
+    fn note(&mut self, now: Millis, v: &Verdict, actions: Vec<String>) -> Option<StudentAccess> {
+        let changed = changed_verdict(self.verdict.as_ref(), v);
+        let record = changed || !actions.is_empty();
+        if record {
             self.c.decisions.push(Decision {
                 at: now,
                 state: v.state,
@@ -352,6 +362,20 @@ impl AccessWorkflow {
             self.c.last_change = Some(now);
         }
         self.verdict = Some(v.clone());
+        let (email, product) =
+            (self.c.facts.buyer.as_ref()?.value.email.to_string(), self.c.facts.product_id?);
+        record.then(|| StudentAccess {
+            email,
+            workflow_id: self.key.workflow_id(),
+            product_id: product.0,
+            talentlms_user_id: self.c.user_id.clone(),
+            state: v.state.as_str().into(),
+            entitled: v.entitled,
+            until: v.until,
+            courses: self.c.enrolled.iter().cloned().collect(),
+            reason: v.reason.clone(),
+            updated_at: now,
+        })
     }
 
     fn outcome(&self, v: &Verdict) -> Outcome {
@@ -359,6 +383,7 @@ impl AccessWorkflow {
             state: v.state,
             reason: v.reason.clone(),
             enrolled_courses: self.c.enrolled.iter().cloned().collect(),
+            carried: self.c.clone(),
         }
     }
 

@@ -1,0 +1,746 @@
+//! The Firestore backend of [`DocStore`](crate::DocStore): the same operations and
+//! semantics as the SQLite tables, as Firestore documents.
+//!
+//! # Documents
+//!
+//! Document ids are built from keys with [`doc_id`]: `/`, `%`, `|` and control characters
+//! are percent-encoded, and the parts of a compound id are joined with `|`.
+//!
+//! | collection | id | fields |
+//! | --- | --- | --- |
+//! | `course_links` | `{product_id}` | `product_id` int, `courses` string array, `policy` (JSON of `AccessPolicy`), `updated_at` ms |
+//! | `journal` | `{event_id}` | `received_at` ms, `kind`, `workflow_id` string or null, `routable` bool, `event` (JSON of `HotmartEvent`), `body`, `deliveries` int, `forwarded` bool, `forwarded_at` ms or null, `quarantined` string or null |
+//! | `grants` | `{user}\|{course}\|{workflow}` | `user`, `course`, `workflow`, `granted_at` ms |
+//! | `student_access` | `{email}\|{workflow_id}` | the fields of [`StudentAccess`] (`email`, `workflow_id`, `product_id`, `updated_at`, ...) |
+//!
+//! # Races
+//!
+//! Writes that must not race are create-if-absent (the `CreateDocument` RPC fails with
+//! `ALREADY_EXISTS`) or read-then-write transactions: journal append (create; a resend
+//! increments `deliveries` in a transaction), link create (create), link put / delete
+//! (transaction, returning the previous link), grant (create), release (transaction),
+//! student put (transaction, only when not older).
+//!
+//! # Indexes real Firestore needs
+//!
+//! Single-field indexes (automatic) serve the links page (`product_id >`, ordered by
+//! `product_id`), `by_email` (equality on `email`; sorted here) and the grants of a user
+//! and course (equalities on `user` and `course`; sorted here). These composite indexes
+//! must be created (the emulator needs none):
+//!
+//! - `journal`: `forwarded ASC, routable ASC, quarantined ASC, received_at ASC, __name__ ASC`
+//!   (`pending`, and the waiting count of `journal_counts`);
+//! - `student_access`: `product_id ASC, workflow_id ASC` (`access_by_product`).
+//!
+//! ```text
+//! gcloud firestore indexes composite create --collection-group=journal \
+//!   --field-config=field-path=forwarded,order=ascending --field-config=field-path=routable,order=ascending \
+//!   --field-config=field-path=quarantined,order=ascending --field-config=field-path=received_at,order=ascending
+//! gcloud firestore indexes composite create --collection-group=student_access \
+//!   --field-config=field-path=product_id,order=ascending --field-config=field-path=workflow_id,order=ascending
+//! ```
+
+use firestore::errors::{BackoffError, FirestoreError, FirestoreErrorInTransaction};
+use firestore::{FirestoreDb, FirestoreDbOptions, FirestoreWritePrecondition};
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+use tollgate_workflows::{AccessPolicy, CourseLink, HotmartEvent, ProductId};
+
+use crate::db::now_ms;
+use crate::{Appended, JournalEntry, Release, StoreError, StudentAccess};
+
+pub const COURSE_LINKS: &str = "course_links";
+pub const JOURNAL: &str = "journal";
+pub const GRANTS: &str = "grants";
+pub const STUDENT_ACCESS: &str = "student_access";
+
+/// Firestore's `BatchWrite` takes at most 500 writes.
+const MAX_BATCH: usize = 500;
+/// Status codes of a write in a batch.
+const OK: i32 = 0;
+const NOT_FOUND: i32 = 5;
+
+const ID_ESCAPES: &AsciiSet = &CONTROLS.add(b'/').add(b'%').add(b'|');
+
+/// The document id of a key made of `parts`: each part percent-encoded (so it holds no
+/// `/` and no `|`), joined with `|`. Ids Firestore reserves (`.`, `..`, `__*__`) and
+/// empty ids are rejected rather than silently rewritten.
+pub fn doc_id(parts: &[&str]) -> anyhow::Result<String> {
+    let id =
+        parts.iter().map(|p| utf8_percent_encode(p, ID_ESCAPES).to_string()).collect::<Vec<_>>().join("|");
+    if id.is_empty()
+        || id == "."
+        || id == ".."
+        || (id.len() >= 4 && id.starts_with("__") && id.ends_with("__"))
+    {
+        anyhow::bail!("{id:?} cannot be a Firestore document id");
+    }
+    Ok(id)
+}
+
+/// The key a single-part document id was built from.
+fn key_of(id: &str) -> String {
+    percent_decode_str(id).decode_utf8_lossy().into_owned()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LinkDoc {
+    product_id: i64,
+    courses: Vec<String>,
+    /// `AccessPolicy` as JSON, as in SQLite (its tagged enum stays readable across versions).
+    policy: String,
+    updated_at: i64,
+}
+
+impl LinkDoc {
+    fn of(link: &CourseLink) -> anyhow::Result<Self> {
+        Ok(Self {
+            product_id: link.product_id.0,
+            courses: link.courses.clone(),
+            policy: serde_json::to_string(&link.policy)?,
+            updated_at: now_ms(),
+        })
+    }
+
+    fn link(self) -> Result<CourseLink, serde_json::Error> {
+        Ok(CourseLink {
+            product_id: ProductId(self.product_id),
+            courses: self.courses,
+            policy: serde_json::from_str::<AccessPolicy>(&self.policy)?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct JournalDoc {
+    received_at: i64,
+    kind: String,
+    #[serde(default, with = "firestore::serialize_as_null")]
+    workflow_id: Option<String>,
+    routable: bool,
+    event: String,
+    body: String,
+    deliveries: i64,
+    forwarded: bool,
+    #[serde(default, with = "firestore::serialize_as_null")]
+    forwarded_at: Option<i64>,
+    /// Null, not absent: `pending` filters on `quarantined == null`.
+    #[serde(default, with = "firestore::serialize_as_null")]
+    quarantined: Option<String>,
+}
+
+/// What `pending` reads of a journal document.
+#[derive(Debug, Deserialize)]
+struct PendingRow {
+    workflow_id: Option<String>,
+    event: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Deliveries {
+    deliveries: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Forwarded {
+    forwarded: bool,
+    forwarded_at: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Quarantine {
+    quarantined: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct GrantDoc {
+    user: String,
+    course: String,
+    workflow: String,
+    granted_at: i64,
+}
+
+/// `StudentAccess` with explicit nulls, so a replaced document keeps no stale value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StudentDoc {
+    email: String,
+    workflow_id: String,
+    product_id: i64,
+    #[serde(default, with = "firestore::serialize_as_null")]
+    talentlms_user_id: Option<String>,
+    state: String,
+    entitled: bool,
+    #[serde(default, with = "firestore::serialize_as_null")]
+    until: Option<i64>,
+    #[serde(default)]
+    courses: Vec<String>,
+    reason: String,
+    updated_at: i64,
+}
+
+impl From<StudentAccess> for StudentDoc {
+    fn from(a: StudentAccess) -> Self {
+        let StudentAccess {
+            email,
+            workflow_id,
+            product_id,
+            talentlms_user_id,
+            state,
+            entitled,
+            until,
+            courses,
+            reason,
+            updated_at,
+        } = a;
+        Self {
+            email,
+            workflow_id,
+            product_id,
+            talentlms_user_id,
+            state,
+            entitled,
+            until,
+            courses,
+            reason,
+            updated_at,
+        }
+    }
+}
+
+impl From<StudentDoc> for StudentAccess {
+    fn from(d: StudentDoc) -> Self {
+        let StudentDoc {
+            email,
+            workflow_id,
+            product_id,
+            talentlms_user_id,
+            state,
+            entitled,
+            until,
+            courses,
+            reason,
+            updated_at,
+        } = d;
+        Self {
+            email,
+            workflow_id,
+            product_id,
+            talentlms_user_id,
+            state,
+            entitled,
+            until,
+            courses,
+            reason,
+            updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct UpdatedAt {
+    #[serde(default)]
+    updated_at: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct Count {
+    count: i64,
+}
+
+type TxResult<T> = Result<T, BackoffError<FirestoreError>>;
+
+/// A failure inside a transaction that a retry cannot fix.
+fn permanent(
+    tx: &firestore::FirestoreTransaction<'_>,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> BackoffError<FirestoreError> {
+    FirestoreErrorInTransaction::permanent(tx, e)
+}
+
+/// The Firestore backend. Cheap to clone (one shared gRPC channel).
+#[derive(Clone)]
+pub struct FirestoreDocs {
+    db: FirestoreDb,
+}
+
+impl FirestoreDocs {
+    /// Connects to `project_id` (database `(default)` unless named). With
+    /// `FIRESTORE_EMULATOR_HOST` set, talks to that emulator and needs no credentials.
+    pub async fn open(project_id: &str, database: Option<&str>) -> anyhow::Result<Self> {
+        let mut options = FirestoreDbOptions::new(project_id.to_string());
+        if let Some(database) = database {
+            options = options.with_database_id(database.to_string());
+        }
+        let db = FirestoreDb::with_options(options)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot connect to Firestore project {project_id}: {e}"))?;
+        Ok(Self { db })
+    }
+
+    pub fn from_db(db: FirestoreDb) -> Self {
+        Self { db }
+    }
+
+    /// The client, for maintenance and tests.
+    pub fn db(&self) -> &FirestoreDb {
+        &self.db
+    }
+
+    // ---- Course links ----
+
+    pub async fn link(&self, product: ProductId) -> anyhow::Result<Option<CourseLink>> {
+        let doc: Option<LinkDoc> = self
+            .db
+            .fluent()
+            .select()
+            .by_id_in(COURSE_LINKS)
+            .obj()
+            .one(doc_id(&[&product.0.to_string()])?)
+            .await?;
+        Ok(doc.map(LinkDoc::link).transpose()?)
+    }
+
+    /// Creates the link only if the product has none.
+    pub async fn create_link(&self, link: CourseLink) -> Result<(), StoreError> {
+        let doc = LinkDoc::of(&link)?;
+        let id = doc_id(&[&doc.product_id.to_string()])?;
+        match self
+            .db
+            .fluent()
+            .insert()
+            .into(COURSE_LINKS)
+            .document_id(&id)
+            .object(&doc)
+            .execute::<IgnoredAny>()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(FirestoreError::DataConflictError(_)) => Err(StoreError::Conflict),
+            Err(e) => Err(anyhow::Error::from(e).into()),
+        }
+    }
+
+    /// Creates or replaces the link; returns the previous one.
+    pub async fn put_link(&self, link: CourseLink) -> anyhow::Result<Option<CourseLink>> {
+        let doc = LinkDoc::of(&link)?;
+        let id = doc_id(&[&doc.product_id.to_string()])?;
+        let previous = self
+            .db
+            .run_transaction(|db, tx| {
+                let (doc, id) = (doc.clone(), id.clone());
+                Box::pin(async move {
+                    let previous: Option<LinkDoc> =
+                        db.fluent().select().by_id_in(COURSE_LINKS).obj().one(&id).await?;
+                    db.fluent()
+                        .update()
+                        .in_col(COURSE_LINKS)
+                        .document_id(&id)
+                        .object(&doc)
+                        .add_to_transaction(tx)?;
+                    TxResult::Ok(previous)
+                })
+            })
+            .await?;
+        Ok(previous.map(LinkDoc::link).transpose()?)
+    }
+
+    /// Deletes the link; returns it if there was one.
+    pub async fn delete_link(&self, product: ProductId) -> anyhow::Result<Option<CourseLink>> {
+        let id = doc_id(&[&product.0.to_string()])?;
+        let previous = self
+            .db
+            .run_transaction(|db, tx| {
+                let id = id.clone();
+                Box::pin(async move {
+                    let previous: Option<LinkDoc> =
+                        db.fluent().select().by_id_in(COURSE_LINKS).obj().one(&id).await?;
+                    if previous.is_some() {
+                        db.fluent().delete().from(COURSE_LINKS).document_id(&id).add_to_transaction(tx)?;
+                    }
+                    TxResult::Ok(previous)
+                })
+            })
+            .await?;
+        Ok(previous.map(LinkDoc::link).transpose()?)
+    }
+
+    /// Links ordered by product id, those after `after`, at most `limit`.
+    pub async fn links_page(
+        &self,
+        after: Option<ProductId>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<CourseLink>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let after = after.map_or(i64::MIN, |p| p.0);
+        let docs: Vec<LinkDoc> = self
+            .db
+            .fluent()
+            .select()
+            .from(COURSE_LINKS)
+            .filter(|q| q.for_all([q.field("product_id").greater_than(after)]))
+            .order(|o| o.fields([o.field("product_id").asc()]))
+            .limit(clamp(limit))
+            .obj()
+            .query()
+            .await?;
+        docs.into_iter().map(|d| Ok(d.link()?)).collect()
+    }
+
+    // ---- Webhook journal ----
+
+    /// Durably records one delivery: creates `journal/{event_id}`; when it exists already
+    /// (a resend), counts the delivery in a transaction.
+    pub async fn append(
+        &self,
+        event: HotmartEvent,
+        workflow_id: Option<String>,
+        body: String,
+    ) -> anyhow::Result<Appended> {
+        let key = event.id.to_string();
+        let id = doc_id(&[&key])?;
+        let now = now_ms();
+        let routable = workflow_id.is_some();
+        let doc = JournalDoc {
+            received_at: now,
+            kind: event.kind.to_string(),
+            workflow_id,
+            routable,
+            event: serde_json::to_string(&event)?,
+            body,
+            deliveries: 1,
+            // Unroutable events are kept for the record but never pending.
+            forwarded: !routable,
+            forwarded_at: (!routable).then_some(now),
+            quarantined: None,
+        };
+        match self
+            .db
+            .fluent()
+            .insert()
+            .into(JOURNAL)
+            .document_id(&id)
+            .object(&doc)
+            .execute::<IgnoredAny>()
+            .await
+        {
+            Ok(_) => return Ok(Appended::New),
+            Err(FirestoreError::DataConflictError(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let deliveries = self
+            .db
+            .run_transaction(|db, tx| {
+                let id = id.clone();
+                Box::pin(async move {
+                    let current: Option<Deliveries> =
+                        db.fluent().select().by_id_in(JOURNAL).obj().one(&id).await?;
+                    let Some(current) = current else {
+                        return Err(permanent(
+                            tx,
+                            std::io::Error::other(format!("journal entry {id} vanished")),
+                        ));
+                    };
+                    let next = Deliveries { deliveries: current.deliveries + 1 };
+                    db.fluent()
+                        .update()
+                        .fields(["deliveries"])
+                        .in_col(JOURNAL)
+                        .document_id(&id)
+                        .object(&next)
+                        .add_to_transaction(tx)?;
+                    Ok(next.deliveries)
+                })
+            })
+            .await?;
+        Ok(Appended::Duplicate { deliveries })
+    }
+
+    /// Oldest entries (by `received_at`, then id) not yet handed to their workflow. An
+    /// entry this version cannot decode is quarantined so it cannot block the ones after it.
+    pub async fn pending(&self, limit: usize) -> anyhow::Result<Vec<JournalEntry>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let docs = self
+            .db
+            .fluent()
+            .select()
+            .from(JOURNAL)
+            .filter(pending_filter)
+            .order(|o| o.fields([o.field("received_at").asc(), o.field("__name__").asc()]))
+            .limit(clamp(limit))
+            .query()
+            .await?;
+        let mut out = Vec::with_capacity(docs.len());
+        for doc in docs {
+            let id = doc.name.rsplit('/').next().unwrap_or_default().to_string();
+            let key = key_of(&id);
+            let decoded = FirestoreDb::deserialize_doc_to::<PendingRow>(&doc)
+                .map_err(|e| e.to_string())
+                .and_then(|row| {
+                    let workflow_id =
+                        row.workflow_id.ok_or_else(|| "routable entry without a workflow id".to_string())?;
+                    let event =
+                        serde_json::from_str::<HotmartEvent>(&row.event).map_err(|e| e.to_string())?;
+                    Ok((workflow_id, event))
+                });
+            match decoded {
+                Ok((workflow_id, event)) => out.push(JournalEntry { key, workflow_id, event }),
+                Err(reason) => {
+                    tracing::error!(key, error = %reason, "journal entry cannot be decoded; quarantined");
+                    self.db
+                        .fluent()
+                        .update()
+                        .fields(["quarantined"])
+                        .in_col(JOURNAL)
+                        .precondition(FirestoreWritePrecondition::Exists(true))
+                        .document_id(&id)
+                        .object(&Quarantine { quarantined: reason })
+                        .execute::<IgnoredAny>()
+                        .await?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Marks entries as handed over; unknown keys are ignored.
+    pub async fn mark_forwarded(&self, keys: Vec<String>) -> anyhow::Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let ids = keys.iter().map(|k| doc_id(&[k])).collect::<anyhow::Result<Vec<_>>>()?;
+        let mark = Forwarded { forwarded: true, forwarded_at: now_ms() };
+        let writer = self.db.create_simple_batch_writer().await?;
+        for chunk in ids.chunks(MAX_BATCH) {
+            let mut batch = writer.new_batch();
+            for id in chunk {
+                self.db
+                    .fluent()
+                    .update()
+                    .fields(["forwarded", "forwarded_at"])
+                    .in_col(JOURNAL)
+                    .precondition(FirestoreWritePrecondition::Exists(true))
+                    .document_id(id)
+                    .object(&mark)
+                    .add_to_batch(&mut batch)?;
+            }
+            let response = batch.write().await?;
+            for (status, id) in response.statuses.iter().zip(chunk) {
+                if status.code != OK && status.code != NOT_FOUND {
+                    anyhow::bail!(
+                        "marking journal entry {id} forwarded failed: {} {}",
+                        status.code,
+                        status.message
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// (entries, waiting to be forwarded).
+    pub async fn journal_counts(&self) -> anyhow::Result<(i64, i64)> {
+        let all: Vec<Count> = self
+            .db
+            .fluent()
+            .select()
+            .from(JOURNAL)
+            .aggregate(|a| a.fields([a.field("count").count()]))
+            .obj()
+            .query()
+            .await?;
+        let waiting: Vec<Count> = self
+            .db
+            .fluent()
+            .select()
+            .from(JOURNAL)
+            .filter(pending_filter)
+            .aggregate(|a| a.fields([a.field("count").count()]))
+            .obj()
+            .query()
+            .await?;
+        let n = |v: Vec<Count>| v.first().map_or(0, |c| c.count);
+        Ok((n(all), n(waiting)))
+    }
+
+    // ---- Enrollment grants ----
+
+    pub async fn grant(&self, user: &str, course: &str, workflow: &str) -> anyhow::Result<()> {
+        let id = doc_id(&[user, course, workflow])?;
+        let doc = GrantDoc {
+            user: user.into(),
+            course: course.into(),
+            workflow: workflow.into(),
+            granted_at: now_ms(),
+        };
+        match self
+            .db
+            .fluent()
+            .insert()
+            .into(GRANTS)
+            .document_id(&id)
+            .object(&doc)
+            .execute::<IgnoredAny>()
+            .await
+        {
+            Ok(_) | Err(FirestoreError::DataConflictError(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Decides an unenroll (see [`Grants::release`](crate::Grants::release)), in one
+    /// transaction over the grants of `user` and `course`.
+    pub async fn release(&self, user: &str, course: &str, workflow: &str) -> anyhow::Result<Release> {
+        let id = doc_id(&[user, course, workflow])?;
+        let (user, course, workflow) = (user.to_string(), course.to_string(), workflow.to_string());
+        Ok(self
+            .db
+            .run_transaction(|db, tx| {
+                let (id, user, course, workflow) =
+                    (id.clone(), user.clone(), course.clone(), workflow.clone());
+                Box::pin(async move {
+                    let held: Option<GrantDoc> = db.fluent().select().by_id_in(GRANTS).obj().one(&id).await?;
+                    if held.is_none() {
+                        return TxResult::Ok(Release::NotHeld);
+                    }
+                    let all: Vec<GrantDoc> = db
+                        .fluent()
+                        .select()
+                        .from(GRANTS)
+                        .filter(|q| {
+                            q.for_all([
+                                q.field("user").eq(user.as_str()),
+                                q.field("course").eq(course.as_str()),
+                            ])
+                        })
+                        .obj()
+                        .query()
+                        .await?;
+                    let other = all
+                        .into_iter()
+                        .filter(|g| g.workflow != workflow)
+                        .min_by(|a, b| (a.granted_at, &a.workflow).cmp(&(b.granted_at, &b.workflow)));
+                    Ok(match other {
+                        Some(g) => {
+                            db.fluent().delete().from(GRANTS).document_id(&id).add_to_transaction(tx)?;
+                            Release::StillGranted { by: g.workflow }
+                        }
+                        None => Release::Last,
+                    })
+                })
+            })
+            .await?)
+    }
+
+    pub async fn drop_grant(&self, user: &str, course: &str, workflow: &str) -> anyhow::Result<()> {
+        let id = doc_id(&[user, course, workflow])?;
+        self.db.fluent().delete().from(GRANTS).document_id(&id).execute().await?;
+        Ok(())
+    }
+
+    // ---- Students ----
+
+    /// Upserts `(email, workflow_id)`; an older `updated_at` never overwrites a newer one.
+    pub async fn put_access(&self, a: StudentAccess) -> anyhow::Result<()> {
+        let id = doc_id(&[&a.email, &a.workflow_id])?;
+        let doc = StudentDoc::from(a);
+        self.db
+            .run_transaction(|db, tx| {
+                let (id, doc) = (id.clone(), doc.clone());
+                Box::pin(async move {
+                    let current: Option<UpdatedAt> =
+                        db.fluent().select().by_id_in(STUDENT_ACCESS).obj().one(&id).await?;
+                    if current.is_none_or(|c| doc.updated_at >= c.updated_at) {
+                        db.fluent()
+                            .update()
+                            .in_col(STUDENT_ACCESS)
+                            .document_id(&id)
+                            .object(&doc)
+                            .add_to_transaction(tx)?;
+                    }
+                    TxResult::Ok(())
+                })
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Ordered by workflow id.
+    pub async fn access_by_email(&self, email: &str) -> anyhow::Result<Vec<StudentAccess>> {
+        let mut docs: Vec<StudentDoc> = self
+            .db
+            .fluent()
+            .select()
+            .from(STUDENT_ACCESS)
+            .filter(|q| q.for_all([q.field("email").eq(email)]))
+            .obj()
+            .query()
+            .await?;
+        docs.sort_by(|a, b| a.workflow_id.cmp(&b.workflow_id));
+        Ok(docs.into_iter().map(StudentAccess::from).collect())
+    }
+
+    /// The workflows of a product, ordered by workflow id, after `after`, at most `limit`.
+    pub async fn access_by_product(
+        &self,
+        product: i64,
+        after: Option<String>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<StudentAccess>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let after = after.unwrap_or_default();
+        let docs: Vec<StudentDoc> = self
+            .db
+            .fluent()
+            .select()
+            .from(STUDENT_ACCESS)
+            .filter(|q| {
+                q.for_all([
+                    q.field("product_id").eq(product),
+                    q.field("workflow_id").greater_than(after.as_str()),
+                ])
+            })
+            .order(|o| o.fields([o.field("workflow_id").asc()]))
+            .limit(clamp(limit))
+            .obj()
+            .query()
+            .await?;
+        Ok(docs.into_iter().map(StudentAccess::from).collect())
+    }
+}
+
+/// Routable, not forwarded, not quarantined.
+fn pending_filter(
+    q: firestore::select_filter_builder::FirestoreQueryFilterBuilder,
+) -> Option<firestore::FirestoreQueryFilter> {
+    q.for_all([
+        q.field("forwarded").eq(false),
+        q.field("routable").eq(true),
+        q.field("quarantined").is_null(),
+    ])
+}
+
+fn clamp(limit: usize) -> u32 {
+    u32::try_from(limit).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_escape_separators() {
+        assert_eq!(doc_id(&["ana@example.com", "purchase-HP1"]).unwrap(), "ana@example.com|purchase-HP1");
+        assert_eq!(doc_id(&["a/b", "c|d", "50%"]).unwrap(), "a%2Fb|c%7Cd|50%25");
+        assert_eq!(key_of(&doc_id(&["a/b|c%"]).unwrap()), "a/b|c%");
+        assert!(doc_id(&[""]).is_err());
+        assert!(doc_id(&[".."]).is_err());
+        assert!(doc_id(&["__x__"]).is_err());
+    }
+}
