@@ -181,6 +181,9 @@ async fn link_changes_reach_students_through_their_workflows() {
     let (code, b) = stack.api("GET", &format!("/api/products/{p}/subscriptions"), None).await;
     assert_eq!(code, 200, "{b}");
     assert_eq!(b["items"][0]["workflow_id"], wf.as_str(), "{b}");
+    assert_eq!(b["items"][0]["state"], "active", "{b}");
+    assert_eq!(stack.api("GET", &format!("/api/products/{p}/subscriptions?limit=500"), None).await.0, 422);
+    assert_eq!(stack.api("GET", "/api/products/abc/subscriptions", None).await.0, 422);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
