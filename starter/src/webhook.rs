@@ -87,9 +87,8 @@ async fn hotmart_webhook(State(s): State<AppState>, headers: HeaderMap, body: By
     };
     let event = delivery.event;
     let workflow_id = event.workflow_key().filter(|_| event.affects_access()).map(|k| k.workflow_id());
-    let stored = redact_body(&body);
     let (id, kind) = (event.id.clone(), event.kind.clone());
-    match s.docs.append(event, workflow_id.clone(), stored).await {
+    match s.docs.append(event, workflow_id.clone(), delivery.stored_body).await {
         Ok(outcome) => {
             if outcome == Appended::New {
                 s.wake.notify_one();
@@ -108,16 +107,5 @@ async fn hotmart_webhook(State(s): State<AppState>, headers: HeaderMap, body: By
                 None,
             )
         }
-    }
-}
-
-/// The stored copy of the body, without the token.
-fn redact_body(body: &[u8]) -> String {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(mut m)) => {
-            m.remove("hottok");
-            Value::Object(m).to_string()
-        }
-        _ => String::new(),
     }
 }

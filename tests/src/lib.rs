@@ -45,6 +45,13 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}{}{}", std::process::id(), t % 100_000_000, N.fetch_add(1, Ordering::Relaxed))
 }
 
+/// A Hotmart product id no other test of this binary uses.
+pub fn unique_product() -> i64 {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static N: AtomicI64 = AtomicI64::new(0);
+    (now_ms() % 1_000_000_000) * 100 + N.fetch_add(1, Ordering::Relaxed)
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }

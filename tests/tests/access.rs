@@ -5,18 +5,11 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tollgate_tests::{Stack, StackOptions, now_ms, unique};
+use tollgate_tests::{Stack, StackOptions, now_ms, unique, unique_product};
 use tollgate_workflows::AccessState;
 use tollgate_workflows::fixtures::{Sale, cancellation};
 
 const WAIT: Duration = Duration::from_secs(25);
-
-/// Product ids unique per test (workflows of different tests never share a product).
-fn product() -> i64 {
-    use std::sync::atomic::{AtomicI64, Ordering};
-    static N: AtomicI64 = AtomicI64::new(0);
-    (now_ms() % 1_000_000_000) * 100 + N.fetch_add(1, Ordering::Relaxed)
-}
 
 fn email(prefix: &str) -> String {
     format!("{}@example.com", unique(prefix))
@@ -29,7 +22,7 @@ fn revenue_of<'a>(rows: &'a [Value], txn: &str) -> Vec<&'a Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purchase_enrolls_and_refund_unenrolls() {
     let stack = Stack::spawn(StackOptions::default()).await;
-    let p = product();
+    let p = unique_product();
     stack.link(p, &["101", "102"], &["--policy", "lifetime"]).await;
     let txn = unique("HP");
     let email = email("ana");
@@ -73,7 +66,7 @@ async fn purchase_enrolls_and_refund_unenrolls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chargeback_unenrolls_at_once() {
     let stack = Stack::spawn(StackOptions::default()).await;
-    let p = product();
+    let p = unique_product();
     stack.link(p, &["104"], &["--policy", "lifetime"]).await;
     let (txn, email) = (unique("HP"), email("cb"));
     let sale = Sale::one_off(p, &txn, &email);
@@ -95,7 +88,7 @@ async fn chargeback_unenrolls_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifetime_purchase_ends_its_workflow_after_complete() {
     let stack = Stack::spawn(StackOptions::default()).await;
-    let p = product();
+    let p = unique_product();
     stack.link(p, &["101"], &["--policy", "lifetime"]).await;
     let (txn, email) = (unique("HP"), email("life"));
     let sale = Sale::one_off(p, &txn, &email);
@@ -112,7 +105,7 @@ async fn lifetime_purchase_ends_its_workflow_after_complete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missed_renewal_unenrolls_after_grace_and_late_payment_re_enrolls() {
     let stack = Stack::spawn(StackOptions::default()).await;
-    let p = product();
+    let p = unique_product();
     stack.link(p, &["102"], &["--policy", "subscription", "--grace", "2s"]).await;
     let (code, email) = (unique("SUB"), email("sub"));
     let t = now_ms();
@@ -142,7 +135,7 @@ async fn missed_renewal_unenrolls_after_grace_and_late_payment_re_enrolls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delayed_renewal_starts_the_grace_countdown() {
     let stack = Stack::spawn(StackOptions::default()).await;
-    let p = product();
+    let p = unique_product();
     stack.link(p, &["103"], &["--policy", "subscription", "--grace", "3s"]).await;
     let (code, email) = (unique("SUB"), email("dly"));
     let t = now_ms();
@@ -161,7 +154,7 @@ async fn delayed_renewal_starts_the_grace_countdown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancellation_keeps_access_until_paid_period_ends() {
     let stack = Stack::spawn(StackOptions::default()).await;
-    let p = product();
+    let p = unique_product();
     stack.link(p, &["103"], &["--policy", "subscription", "--grace", "2s"]).await;
     let (code, email) = (unique("SUB"), email("cam"));
     let t = now_ms();
@@ -184,7 +177,7 @@ async fn cancellation_keeps_access_until_paid_period_ends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixed_term_access_expires() {
     let stack = Stack::spawn(StackOptions::default()).await;
-    let p = product();
+    let p = unique_product();
     stack.link(p, &["101"], &["--policy", "fixed_term", "--term", "4s"]).await;
     let (txn, email) = (unique("HP"), email("term"));
     let t = now_ms();
@@ -201,7 +194,7 @@ async fn fixed_term_access_expires() {
 async fn unlinked_product_waits_then_proceeds_once_linked() {
     // A long poll, so only the link-changed signal from `links add` can release it fast.
     let stack = Stack::spawn(StackOptions { link_poll: "10m", ..Default::default() }).await;
-    let p = product();
+    let p = unique_product();
     let (txn, email) = (unique("HP"), email("wait"));
     stack.post(&Sale::one_off(p, &txn, &email).event("PURCHASE_APPROVED", &unique("e"), now_ms())).await;
     let wf = format!("purchase-{txn}");
@@ -224,7 +217,7 @@ async fn duplicated_and_shuffled_streams_match_the_ordered_stream() {
     let t = now_ms();
     let mut finals = Vec::new();
     for variant in ["ordered", "shuffled"] {
-        let p = product();
+        let p = unique_product();
         stack.link(p, &["101", "102"], &["--policy", "subscription", "--grace", "1h"]).await;
         let (code, email) = (unique("SUB"), email(variant));
         let tx: Vec<String> = (0..4).map(|_| unique("HP")).collect();
@@ -298,7 +291,7 @@ async fn duplicated_and_shuffled_streams_match_the_ordered_stream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_subscriptions_continue_as_new_without_losing_events() {
     let stack = Stack::spawn(StackOptions { max_history: 30, ..Default::default() }).await;
-    let p = product();
+    let p = unique_product();
     stack.link(p, &["101"], &["--policy", "subscription", "--grace", "1h"]).await;
     let (code, email) = (unique("SUB"), email("can"));
     let t = now_ms();
@@ -330,7 +323,7 @@ async fn long_subscriptions_continue_as_new_without_losing_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chargeback_after_the_run_ended_still_unenrolls() {
     let stack = Stack::spawn(StackOptions::default()).await;
-    let p = product();
+    let p = unique_product();
     stack.link(p, &["101", "102"], &["--policy", "lifetime"]).await;
     let (txn, email) = (unique("HP"), email("late-cb"));
     let sale = Sale::one_off(p, &txn, &email);
@@ -352,7 +345,7 @@ async fn chargeback_after_the_run_ended_still_unenrolls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_course_held_by_two_purchases_survives_the_first_ending() {
     let stack = Stack::spawn(StackOptions::default()).await;
-    let (short, long) = (product(), product());
+    let (short, long) = (unique_product(), unique_product());
     stack.link(short, &["103"], &["--policy", "fixed_term", "--term", "3s"]).await;
     stack.link(long, &["103"], &["--policy", "lifetime"]).await;
     let email = email("both");

@@ -4,21 +4,15 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tollgate_tests::{Stack, StackOptions, now_ms, unique};
+use tollgate_tests::{Stack, StackOptions, now_ms, unique, unique_product};
 use tollgate_workflows::fixtures::Sale;
 
 const WAIT: Duration = Duration::from_secs(25);
 
-fn product() -> i64 {
-    use std::sync::atomic::{AtomicI64, Ordering};
-    static N: AtomicI64 = AtomicI64::new(0);
-    (now_ms() % 1_000_000_000) * 100 + 50 + N.fetch_add(1, Ordering::Relaxed)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn links_crud_validation_auth_and_pagination() {
     let stack = Stack::spawn(StackOptions::default()).await;
-    let p = product();
+    let p = unique_product();
     let body = json!({"product_id": p, "courses": ["101"], "policy": "lifetime"});
 
     // Auth.
@@ -47,12 +41,12 @@ async fn links_crud_validation_auth_and_pagination() {
         .api(
             "POST",
             "/api/links",
-            Some(json!({"product_id": product(), "courses": ["101"], "policy": "fixed_term"})),
+            Some(json!({"product_id": unique_product(), "courses": ["101"], "policy": "fixed_term"})),
         )
         .await;
     assert_eq!((code, b["fields"]["term"].is_string()), (422, true), "{b}");
     let (code, b) = stack
-        .api("POST", "/api/links", Some(json!({"product_id": product(), "courses": ["101"], "policy": "subscription", "grace": "soon"})))
+        .api("POST", "/api/links", Some(json!({"product_id": unique_product(), "courses": ["101"], "policy": "subscription", "grace": "soon"})))
         .await;
     assert_eq!((code, b["fields"]["grace"].is_string()), (422, true), "{b}");
     // Course ids are checked against TalentLMS.
@@ -60,14 +54,14 @@ async fn links_crud_validation_auth_and_pagination() {
         .api(
             "POST",
             "/api/links",
-            Some(json!({"product_id": product(), "courses": ["999"], "policy": "lifetime"})),
+            Some(json!({"product_id": unique_product(), "courses": ["999"], "policy": "lifetime"})),
         )
         .await;
     assert_eq!(code, 422, "{b}");
     assert!(b["fields"]["courses"].as_str().unwrap().contains("999"), "{b}");
 
     // Pagination: three more links, pages of two.
-    let base = product() * 10;
+    let base = unique_product() * 10;
     for i in 0..3 {
         let (code, _) = stack
             .api(
@@ -121,7 +115,7 @@ async fn links_crud_validation_auth_and_pagination() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn link_changes_reach_students_through_their_workflows() {
     let stack = Stack::spawn(StackOptions::default()).await;
-    let p = product();
+    let p = unique_product();
     let email = format!("{}@example.com", unique("api"));
     let txn = unique("HP");
     // A purchase before any link: it waits, then proceeds once the API creates the link.
@@ -227,7 +221,7 @@ async fn openapi_document_matches_the_routes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adding_a_course_reaches_settled_lifetime_students() {
     let stack = Stack::spawn(StackOptions::default()).await;
-    let p = product();
+    let p = unique_product();
     let (code, _) = stack
         .api("POST", "/api/links", Some(json!({"product_id": p, "courses": ["101"], "policy": "lifetime"})))
         .await;

@@ -30,8 +30,13 @@ impl Lcg {
 async fn chaos_loses_nothing_and_doubles_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut temporal = TemporalServer::start(Some(&dir.path().join("temporal.db")));
-    let faults =
-        FaultConfig { error_rate: 0.15, rate_limited_rate: 0.10, slow_rate: 0.05, slow_ms: 300, ..Default::default() };
+    let faults = FaultConfig {
+        error_rate: 0.15,
+        rate_limited_rate: 0.10,
+        slow_rate: 0.05,
+        slow_ms: 300,
+        ..Default::default()
+    };
     let mut stack = Stack::spawn(StackOptions {
         temporal: Some(temporal.address()),
         sim: SimConfig { faults, ..Default::default() },
@@ -74,7 +79,14 @@ async fn chaos_loses_nothing_and_doubles_nothing() {
             bodies.push(second.event("PURCHASE_APPROVED", &unique("e"), t - DAY + i));
         }
         if i % 4 == 0 {
-            bodies.push(cancellation(&unique("e"), t - 10 * DAY + i, subscription, &code, &email, t + 30 * DAY));
+            bodies.push(cancellation(
+                &unique("e"),
+                t - 10 * DAY + i,
+                subscription,
+                &code,
+                &email,
+                t + 30 * DAY,
+            ));
         }
         if i % 6 == 0 {
             let latest = if i % 2 == 0 { &second } else { &first };
@@ -146,7 +158,8 @@ async fn chaos_loses_nothing_and_doubles_nothing() {
     // Converge: enrollments and revenue equal the oracle.
     let deadline = Instant::now() + Duration::from_secs(240);
     let actual_enrollments = || {
-        let mut m: BTreeMap<String, BTreeSet<String>> = expected.keys().map(|e| (e.clone(), BTreeSet::new())).collect();
+        let mut m: BTreeMap<String, BTreeSet<String>> =
+            expected.keys().map(|e| (e.clone(), BTreeSet::new())).collect();
         for (email, course) in stack.sim.enrollments() {
             m.entry(email).or_default().insert(course);
         }
@@ -154,15 +167,18 @@ async fn chaos_loses_nothing_and_doubles_nothing() {
     };
     loop {
         let rows = stack.revenue().await;
-        let revenue: BTreeMap<String, i64> =
-            rows.iter().map(|r| (r["key"].as_str().unwrap().to_string(), r["gross"]["minor"].as_i64().unwrap())).collect();
+        let revenue: BTreeMap<String, i64> = rows
+            .iter()
+            .map(|r| (r["key"].as_str().unwrap().to_string(), r["gross"]["minor"].as_i64().unwrap()))
+            .collect();
         let enrolled = actual_enrollments();
         if enrolled == expected && revenue == expected_revenue {
             assert_eq!(rows.len(), expected_revenue.len(), "a revenue row was written twice");
             break;
         }
         if Instant::now() > deadline {
-            let wrong: Vec<_> = expected.iter().filter(|(e, c)| enrolled.get(*e) != Some(c)).take(5).collect();
+            let wrong: Vec<_> =
+                expected.iter().filter(|(e, c)| enrolled.get(*e) != Some(c)).take(5).collect();
             panic!(
                 "did not converge: {} students differ (e.g. {wrong:?}), revenue {} rows vs {} expected\n{}",
                 expected.iter().filter(|(e, c)| enrolled.get(*e) != Some(c)).count(),

@@ -295,6 +295,8 @@ impl ParseError {
 pub struct Delivery {
     pub event: HotmartEvent,
     pub hottok: Option<String>,
+    /// The body as received minus its `hottok`: what the journal keeps.
+    pub stored_body: String,
 }
 
 /// Reads only the body token, for authentication before full parsing.
@@ -332,7 +334,9 @@ pub fn parse(body: &[u8]) -> Result<Delivery, ParseError> {
         EventKind::UpdateSubscriptionChargeDate => parse_charge_date(id, created_at, kind, data)?,
         _ => parse_purchase_shaped(id, created_at, kind, data)?,
     };
-    Ok(Delivery { event, hottok })
+    let mut kept = obj.clone();
+    kept.remove("hottok");
+    Ok(Delivery { event, hottok, stored_body: Value::Object(kept).to_string() })
 }
 
 fn parse_purchase_shaped(

@@ -84,6 +84,8 @@ fn unknown_events_and_values_are_kept() {
     assert_eq!(d.event.purchase.unwrap().status, Some(PurchaseStatus::Other("CANCELED".into())));
     assert_eq!(d.event.subscription_status, Some(SubscriptionStatus::Other("DELAYED_SOMEHOW".into())));
     assert_eq!(d.hottok.as_deref(), Some("tok"));
+    assert!(!d.stored_body.contains("hottok"), "the token is not kept: {}", d.stored_body);
+    assert!(d.stored_body.contains("HP3399780969"));
 }
 
 #[test]

@@ -21,7 +21,8 @@ fn stream() -> impl Strategy<Value = Vec<HotmartEvent>> {
             .enumerate()
             .map(|(i, (kind, day, rec))| {
                 let at = T0 + day * DAY + i as i64;
-                let sale = Sale::subscription(7, "SUB", &format!("HP{rec}"), "ana@example.com", rec, at + 30 * DAY);
+                let sale =
+                    Sale::subscription(7, "SUB", &format!("HP{rec}"), "ana@example.com", rec, at + 30 * DAY);
                 let id = format!("e{i}");
                 let body = match kind {
                     0 | 1 => sale.event("PURCHASE_APPROVED", &id, at),
