@@ -15,6 +15,7 @@ mkdir -p .tollgate
 export TOLLGATE_DB=${TOLLGATE_DB:-.tollgate/tollgate.db}
 export TOLLGATE_HOTTOK=${TOLLGATE_HOTTOK:-dev-hottok}
 export TOLLGATE_API_TOKEN=${TOLLGATE_API_TOKEN:-dev-api-token}
+export TOLLGATE_DASHBOARD_TOKEN=${TOLLGATE_DASHBOARD_TOKEN:-dev-dashboard-token}
 export TOLLGATE_HTTP_ADDR=${TOLLGATE_HTTP_ADDR:-127.0.0.1:8088}
 export TALENTLMS_URL=${TALENTLMS_URL:-http://127.0.0.1:8089}
 export TALENTLMS_API_KEY=${TALENTLMS_API_KEY:-dev-talentlms-key}
@@ -46,6 +47,9 @@ for _ in $(seq 1 100); do curl -sf "http://$TOLLGATE_HTTP_ADDR/healthz" >/dev/nu
 "$BIN/tollgate-starter" links add --product 1002 --course 102 --policy fixed_term --term 365d >/dev/null
 "$BIN/tollgate-starter" links add --product 1003 --course 103 --course 104 --policy subscription --grace 3d >/dev/null
 
+# The revenue schedules (daily rollup, hourly reconciliation) on Temporal.
+"$BIN/tollgate-starter" schedules apply >/dev/null
+
 # One demo purchase, straight through the webhook.
 now=$(($(date +%s) * 1000))
 curl -sf -X POST "http://$TOLLGATE_HTTP_ADDR/webhooks/hotmart" -H "X-HOTMART-HOTTOK: $TOLLGATE_HOTTOK" \
@@ -67,7 +71,9 @@ Tollgate is running (logs in .tollgate/*.log):
   Staff API         http://$TOLLGATE_HTTP_ADDR/docs   (Authorization: Bearer $TOLLGATE_API_TOKEN)
   TalentLMS sim     $TALENTLMS_URL/api/v1/   state: $TALENTLMS_URL/_sim/state
   Student status    $BIN/tollgate-starter status --email demo.student@example.com
-  Revenue           $BIN/tollgate-starter revenue
+  Dashboard         http://$TOLLGATE_HTTP_ADDR/dashboard?token=$TOLLGATE_DASHBOARD_TOKEN
+  Revenue rows      $BIN/tollgate-starter revenue rows
+  Schedules         Temporal UI -> Schedules (tollgate-revenue-rollup, tollgate-revenue-reconcile)
 
 Press Ctrl-C to stop.
 EOF_MSG

@@ -52,3 +52,58 @@ stop_firestore_emulator() {
     FIRESTORE_EMULATOR_PID=
   fi
 }
+
+# The BigQuery emulator (bqemulator, Python + DuckDB) on 127.0.0.1:9050, for the
+# warehouse's BigQuery tests. Installs it into .tollgate/bqemu-venv if missing (pinned;
+# DuckDB's spatial extension comes from its wheel since it cannot be downloaded here),
+# starts it unless something already answers, exports BIGQUERY_EMULATOR_HOST.
+# The PID of an emulator started here is in BQ_EMULATOR_PID (for stop_bq_emulator).
+ensure_bq_emulator() {
+  export BIGQUERY_EMULATOR_HOST=127.0.0.1:9050
+  curl -sf "http://$BIGQUERY_EMULATOR_HOST/healthz" >/dev/null 2>&1 && return 0
+  local venv=.tollgate/bqemu-venv
+  mkdir -p .tollgate/bqemu-home
+  if [ ! -x "$venv/bin/bqemulator" ] || [ ! -f "$venv/.spatial-installed" ]; then
+    echo "installing the BigQuery emulator into $venv..." >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet "bqemulator==1.4.0" "duckdb==1.5.5" "duckdb-extension-spatial==1.5.5" numpy
+    HOME="$PWD/.tollgate/bqemu-home" "$venv/bin/python" -c "import duckdb,glob,os,duckdb_extension_spatial as m; duckdb.connect().execute(\"INSTALL '%s'\" % glob.glob(os.path.dirname(m.__file__)+'/extensions/*/spatial.duckdb_extension')[0])"
+    touch "$venv/.spatial-installed"
+  fi
+  HOME="$PWD/.tollgate/bqemu-home" BQEMU_ENABLE_FORMAT_EXTENSIONS=false "$venv/bin/bqemulator" start \
+    --rest-host 127.0.0.1 --rest-port 9050 --grpc-host 127.0.0.1 --grpc-port 9060 \
+    --project test-project > .tollgate/bq-emulator.log 2>&1 &
+  BQ_EMULATOR_PID=$!
+  for _ in $(seq 1 300); do
+    curl -sf "http://$BIGQUERY_EMULATOR_HOST/healthz" >/dev/null 2>&1 && return 0
+    kill -0 "$BQ_EMULATOR_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  echo "the BigQuery emulator did not start; see .tollgate/bq-emulator.log:" >&2
+  tail -n 20 .tollgate/bq-emulator.log >&2 || true
+  exit 1
+}
+
+stop_bq_emulator() {
+  if [ -n "${BQ_EMULATOR_PID:-}" ]; then
+    kill "$BQ_EMULATOR_PID" 2>/dev/null || true
+    wait "$BQ_EMULATOR_PID" 2>/dev/null || true
+    BQ_EMULATOR_PID=
+  fi
+}
+
+# Debian's Chromium, for the dashboard's browser test (installed if missing; needs root
+# or sudo). Exports CHROMIUM.
+ensure_chromium() {
+  local bin
+  bin=$(command -v chromium || command -v chromium-browser || true)
+  if [ -z "$bin" ]; then
+    echo "installing Chromium (apt-get install chromium)..." >&2
+    local sudo=
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 \
+      || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends chromium >/dev/null; }
+    bin=$(command -v chromium)
+  fi
+  export CHROMIUM="$bin"
+}

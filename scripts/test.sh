@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
-# Runs every test: unit, store, TalentLMS client against the simulator, and the
-# end-to-end suites against a real Temporal dev server (the test harness starts it).
+# Runs every test: supply-chain checks, a bounded fuzz run of the webhook parser, unit and
+# property tests, the store suite (SQLite + Firestore emulator), the warehouse suite
+# (SQLite + BigQuery emulator), the TalentLMS client against the simulator, the
+# end-to-end suites against a real Temporal dev server (the test harness starts it), and
+# the dashboard in headless Chromium. Installs what is missing; idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 ensure_temporal
+ensure_chromium
 cargo build --locked --workspace --bins --tests
-# The store suite runs against SQLite and the Firestore emulator.
+# Licenses, bans, sources (and advisories where the RustSec database is reachable).
+bash scripts/audit.sh
+# Hostile input: the parser under libFuzzer for a bounded time; known crashers first.
+TOLLGATE_FUZZ_SECONDS="${TOLLGATE_FUZZ_SECONDS:-60}" bash scripts/fuzz.sh
+# The store suite runs against SQLite and the Firestore emulator, the warehouse suite
+# against SQLite and the BigQuery emulator.
 ensure_firestore_emulator
-trap stop_firestore_emulator EXIT
+ensure_bq_emulator
+trap 'stop_firestore_emulator; stop_bq_emulator' EXIT
 # End-to-end tests mostly wait on timers, so more threads than cores pays off.
 cargo test --locked --workspace -- --test-threads "${TOLLGATE_TEST_THREADS:-4}"

@@ -11,9 +11,10 @@ use tollgate_workflows::duration::parse_secs;
 pub struct Settings {
     /// Task queue of the workflows and store activities.
     pub task_queue: String,
-    /// The embedded SQLite file (revenue warehouse; documents too unless Firestore).
+    /// The embedded SQLite file (documents unless Firestore, revenue unless BigQuery).
     pub db_path: PathBuf,
     pub store: tollgate_store::StoreConfig,
+    pub warehouse: tollgate_warehouse::WarehouseConfig,
     pub talentlms_url: String,
     pub talentlms_api_key: Option<String>,
     /// Cap on TalentLMS calls per second across every worker.
@@ -27,6 +28,7 @@ impl std::fmt::Debug for Settings {
             .field("task_queue", &self.task_queue)
             .field("db_path", &self.db_path)
             .field("store", &self.store)
+            .field("warehouse", &self.warehouse)
             .field("talentlms_url", &self.talentlms_url)
             .field("talentlms_api_key", &self.talentlms_api_key.as_ref().map(|_| "<redacted>"))
             .field("talentlms_max_rps", &self.talentlms_max_rps)
@@ -65,8 +67,20 @@ impl Settings {
             },
             Some(other) => anyhow::bail!("TOLLGATE_STORE: {other:?} is not sqlite or firestore"),
         };
+        let warehouse = match var("TOLLGATE_WAREHOUSE").as_deref() {
+            None | Some("sqlite") => tollgate_warehouse::WarehouseConfig::Sqlite { path: db_path.clone() },
+            Some("bigquery") => tollgate_warehouse::WarehouseConfig::BigQuery {
+                project_id: var("BIGQUERY_PROJECT_ID")
+                    .or_else(|| var("GOOGLE_CLOUD_PROJECT"))
+                    .ok_or_else(|| anyhow::anyhow!("TOLLGATE_WAREHOUSE=bigquery needs BIGQUERY_PROJECT_ID"))?,
+                dataset: var("BIGQUERY_DATASET").unwrap_or_else(|| "tollgate".into()),
+                emulator_host: var("BIGQUERY_EMULATOR_HOST"),
+            },
+            Some(other) => anyhow::bail!("TOLLGATE_WAREHOUSE: {other:?} is not sqlite or bigquery"),
+        };
         Ok(Self {
             store,
+            warehouse,
             task_queue: var("TOLLGATE_TASK_QUEUE").unwrap_or_else(|| "tollgate".into()),
             db_path,
             talentlms_url: var("TALENTLMS_URL").unwrap_or_else(|| "http://127.0.0.1:8089".into()),

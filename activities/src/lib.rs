@@ -3,6 +3,7 @@
 //! they are created, and revenue rows are keyed.
 
 pub mod config;
+pub mod reconcile;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +11,10 @@ use std::time::Duration;
 use temporalio_macros::activities;
 use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
-use tollgate_store::{DocStore, Release, StudentAccess, Warehouse};
-use tollgate_workflows::acts::{Enrollment, NewStudent};
+use tollgate_store::{DocStore, Release, StudentAccess};
+use tollgate_warehouse::Warehouse;
+use tollgate_workflows::acts::{Enrollment, NewStudent, ReconcileWindow};
+use tollgate_workflows::metrics::{Day, DayRollup, ReconcileReport};
 use tollgate_workflows::revenue::RevenueRow;
 use tollgate_workflows::{CourseLink, ProductId};
 
@@ -50,6 +53,24 @@ impl StoreActivities {
         let inserted = self.warehouse.record(row.clone()).await?;
         tracing::info!(key = %row.key, gross = %row.gross, inserted, "revenue row");
         Ok(inserted)
+    }
+
+    #[activity(name = "rollup_day")]
+    pub async fn rollup_day(self: Arc<Self>, _ctx: ActivityContext, day: Day) -> Result<DayRollup, ActivityError> {
+        let rollup = self.warehouse.rollup_day(day).await?;
+        tracing::info!(%day, courses = rollup.courses.len(), "daily rollup written");
+        Ok(rollup)
+    }
+
+    #[activity(name = "reconcile")]
+    pub async fn reconcile(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        window: ReconcileWindow,
+    ) -> Result<ReconcileReport, ActivityError> {
+        let report = reconcile::run(&self.docs, &self.warehouse, &window).await?;
+        tracing::info!(?report, "revenue reconciliation");
+        Ok(report)
     }
 }
 

@@ -129,6 +129,16 @@ impl From<anyhow::Error> for Failure {
 
 type ApiResult<T> = Result<T, Failure>;
 
+/// The `Authorization: Bearer` token of a request, if any.
+pub(crate) fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
 /// Extractor that admits only requests with the right bearer token.
 pub struct Staff;
 
@@ -136,13 +146,7 @@ impl FromRequestParts<ApiState> for Staff {
     type Rejection = Failure;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Failure> {
-        let presented = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim);
-        match presented {
+        match bearer(parts) {
             Some(t) if !state.token.is_empty() && bool::from(t.as_bytes().ct_eq(&state.token)) => Ok(Staff),
             _ => Err(Failure::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token")),
         }

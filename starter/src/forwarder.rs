@@ -12,7 +12,7 @@ use temporalio_client::{Client, WorkflowIdConflictPolicy, WorkflowStartOptions};
 use tokio::sync::Notify;
 use tollgate_activities::config::{Settings, temporal_client};
 use tollgate_store::{DocStore, JournalEntry};
-use tollgate_workflows::{AccessInput, AccessWorkflow};
+use tollgate_workflows::{AccessInput, AccessWorkflow, HotmartEvent};
 
 const BATCH: usize = 256;
 const IN_FLIGHT: usize = 32;
@@ -82,17 +82,26 @@ pub async fn run(journal: DocStore, settings: Settings, wake: Arc<Notify>) {
 }
 
 async fn forward(client: &Client, settings: &Settings, entry: JournalEntry) -> anyhow::Result<()> {
-    let key = entry
-        .event
-        .workflow_key()
-        .ok_or_else(|| anyhow::anyhow!("journal entry {} has no workflow key", entry.key))?;
+    signal_with_start(client, settings, &entry.workflow_id, entry.event).await
+}
+
+/// Starts the event's workflow if it is not running and signals the event to it. Shared by
+/// the forwarder and the opt-in direct ingress (`TOLLGATE_INGRESS=direct`).
+pub async fn signal_with_start(
+    client: &Client,
+    settings: &Settings,
+    workflow_id: &str,
+    event: HotmartEvent,
+) -> anyhow::Result<()> {
+    let key =
+        event.workflow_key().ok_or_else(|| anyhow::anyhow!("event {} has no workflow key", event.id))?;
     let input = AccessInput { key, config: settings.rules.clone(), carried: None };
-    let opts = WorkflowStartOptions::new(settings.task_queue.clone(), entry.workflow_id.clone())
+    let opts = WorkflowStartOptions::new(settings.task_queue.clone(), workflow_id.to_string())
         .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
         .build();
     client
-        .signal_with_start_workflow(AccessWorkflow::run, input, AccessWorkflow::on_event, entry.event, opts)
+        .signal_with_start_workflow(AccessWorkflow::run, input, AccessWorkflow::on_event, event, opts)
         .await
-        .map_err(|e| anyhow::anyhow!("signal-with-start {}: {e}", entry.workflow_id))?;
+        .map_err(|e| anyhow::anyhow!("signal-with-start {workflow_id}: {e}"))?;
     Ok(())
 }

@@ -1,8 +1,11 @@
-//! The starter: webhook ingress, the journal forwarder, and the operator CLI.
+//! The starter: webhook ingress, the journal forwarder, the staff API, the revenue
+//! dashboard, and the operator CLI.
 
 pub mod api;
+pub mod dashboard;
 pub mod forwarder;
 pub mod ops;
+pub mod revenue_ops;
 pub mod webhook;
 
 use std::net::SocketAddr;
@@ -21,6 +24,8 @@ pub struct ServeConfig {
     pub hottok: String,
     /// Bearer token of the staff API; `None` leaves the API off.
     pub api_token: Option<String>,
+    /// Read-only token of the revenue dashboard (the API token also opens it).
+    pub dashboard_token: Option<String>,
     pub settings: Settings,
     /// Off in tests that exercise only the ingress.
     pub forward: bool,
@@ -49,7 +54,8 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<Running> {
     if cfg.forward {
         tokio::spawn(forwarder::run(docs.clone(), cfg.settings.clone(), wake.clone()));
     }
-    let state = webhook::AppState::new(docs.clone(), &cfg.hottok, wake);
+    let state = webhook::AppState::new(docs.clone(), &cfg.hottok, wake)
+        .with_ingress(webhook::Ingress::from_env(&cfg.settings)?);
     let mut router = webhook::router(state);
     if let Some(token) = &cfg.api_token {
         let talentlms = match &cfg.settings.talentlms_api_key {
@@ -62,6 +68,12 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<Running> {
             token: token.as_bytes().into(),
             talentlms,
         }));
+    }
+    let readers: Vec<Vec<u8>> =
+        [&cfg.api_token, &cfg.dashboard_token].into_iter().flatten().map(|t| t.as_bytes().to_vec()).collect();
+    if !readers.is_empty() {
+        let warehouse = tollgate_warehouse::Warehouse::open(&cfg.settings.warehouse).await?;
+        router = router.merge(dashboard::router(dashboard::DashState { warehouse, tokens: Arc::new(readers) }));
     }
     let listener = TcpListener::bind(cfg.addr).await?;
     let addr = listener.local_addr()?;

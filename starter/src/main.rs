@@ -1,8 +1,11 @@
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use tollgate_activities::config::{Settings, temporal_client};
+use tollgate_starter::revenue_ops::{self, ScheduleSettings};
 use tollgate_starter::{ServeConfig, ops, serve};
-use tollgate_store::{Db, DocStore, Warehouse};
+use tollgate_store::DocStore;
+use tollgate_warehouse::Warehouse;
+use tollgate_workflows::metrics::ReconcileRequest;
 use tollgate_workflows::{CourseLink, ProductId};
 
 /// Tollgate starter: Hotmart webhook ingress and operator commands.
@@ -25,14 +28,68 @@ enum Cmd {
         #[command(subcommand)]
         cmd: LinksCmd,
     },
-    /// Print the revenue rows as JSON lines.
-    Revenue,
+    /// Revenue: rows, rollups (backfill), reconciliation.
+    Revenue {
+        #[command(subcommand)]
+        cmd: RevenueCmd,
+    },
+    /// Temporal Schedules of the revenue workflows.
+    Schedules {
+        #[command(subcommand)]
+        cmd: SchedulesCmd,
+    },
     /// Show a student's access (by email) or one workflow's, with the reasons.
     Status {
         #[arg(long, conflicts_with = "workflow_id")]
         email: Option<String>,
         #[arg(long)]
         workflow_id: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RevenueCmd {
+    /// Print the revenue rows as JSON lines: all of them, or those with occurred_at in
+    /// [--from, --to] (UTC days; --to defaults to --from).
+    Rows {
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+    },
+    /// Roll up each day from --from to --to (default: just --from), one workflow per day;
+    /// re-running a day replaces its rollup. This is the backfill.
+    Rollup {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Compare the revenue rows of [--from, --to] with the webhook journal now.
+    Reconcile {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: Option<String>,
+        /// Write missing rows and delete extra ones (default: report only).
+        #[arg(long)]
+        repair: bool,
+        /// Leave journal entries younger than this to their workflow (e.g. 10m).
+        #[arg(long, default_value = "10m")]
+        settle: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SchedulesCmd {
+    /// Create the daily rollup and the reconciliation schedules, or update them in place.
+    Apply {
+        #[arg(long, default_value = "15 0 * * *")]
+        rollup_cron: String,
+        #[arg(long, default_value = "40 * * * *")]
+        reconcile_cron: String,
+        #[arg(long, default_value_t = 2)]
+        reconcile_lookback_days: u32,
     },
 }
 
@@ -78,7 +135,10 @@ async fn main() -> anyhow::Result<()> {
             if api_token.is_none() {
                 tracing::warn!("TOLLGATE_API_TOKEN is not set: the staff API is off");
             }
-            let running = serve(ServeConfig { addr, hottok, api_token, settings, forward: true }).await?;
+            let dashboard_token =
+                std::env::var("TOLLGATE_DASHBOARD_TOKEN").ok().filter(|t| !t.trim().is_empty());
+            let running =
+                serve(ServeConfig { addr, hottok, api_token, dashboard_token, settings, forward: true }).await?;
             tokio::signal::ctrl_c().await?;
             running.stop().await?;
         }
@@ -106,7 +166,44 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        Cmd::Revenue => ops::print_revenue(&Warehouse::new(Db::open(&settings.db_path)?)).await?,
+        Cmd::Revenue { cmd } => match cmd {
+            RevenueCmd::Rows { from, to } => {
+                let (start, end) = match from {
+                    Some(from) => {
+                        let range = revenue_ops::day_range(&from, to.as_deref())?;
+                        (range.start_ms(), range.end_ms())
+                    }
+                    None => (i64::MIN, i64::MAX),
+                };
+                let w = Warehouse::open(&settings.warehouse).await?;
+                for row in w.rows_between(start, end).await? {
+                    println!("{}", serde_json::to_string(&row)?);
+                }
+            }
+            RevenueCmd::Rollup { from, to } => {
+                let range = revenue_ops::day_range(&from, to.as_deref())?;
+                let client = temporal_client().await?;
+                for r in revenue_ops::rollup_range(&client, &settings.task_queue, range).await? {
+                    println!("{}", serde_json::to_string(&r)?);
+                }
+            }
+            RevenueCmd::Reconcile { from, to, repair, settle } => {
+                let range = revenue_ops::day_range(&from, to.as_deref())?;
+                let settle_secs = tollgate_workflows::duration::parse_secs(&settle).map_err(anyhow::Error::msg)?;
+                let req = ReconcileRequest { lookback_days: 0, range: Some(range), repair, settle_secs };
+                let client = temporal_client().await?;
+                let outcome = revenue_ops::reconcile_now(&client, &settings.task_queue, req).await?;
+                eprintln!("{}", outcome.summary);
+                println!("{}", serde_json::to_string_pretty(&outcome.report)?);
+            }
+        },
+        Cmd::Schedules { cmd: SchedulesCmd::Apply { rollup_cron, reconcile_cron, reconcile_lookback_days } } => {
+            let client = temporal_client().await?;
+            let s = ScheduleSettings { rollup_cron, reconcile_cron, reconcile_lookback_days, ..Default::default() };
+            for (id, what) in revenue_ops::apply_schedules(&client, &settings.task_queue, &s).await? {
+                println!("{id}: {what}");
+            }
+        }
         Cmd::Status { email, workflow_id } => {
             let client = temporal_client().await?;
             let list = match (email, workflow_id) {

@@ -1,4 +1,4 @@
-//! Operator commands: course links, revenue, and a student's access status.
+//! Operator commands: course links and a student's access status.
 
 use futures::StreamExt;
 use temporalio_client::{
@@ -6,7 +6,7 @@ use temporalio_client::{
     WorkflowSignalOptions, WorkflowStartOptions,
 };
 use tollgate_activities::config::{Settings, temporal_client};
-use tollgate_store::{DocStore, Warehouse};
+use tollgate_store::DocStore;
 use tollgate_workflows::hotmart::Email;
 use tollgate_workflows::{
     AccessInput, AccessPolicy, AccessWorkflow, CourseLink, ProductId, Status, WorkflowKey,
@@ -110,13 +110,6 @@ pub fn parse_policy(kind: &str, term: Option<&str>, grace: Option<&str>) -> anyh
             anyhow::bail!("unknown policy {other:?}: use lifetime, fixed_term or subscription")
         }
     })
-}
-
-pub async fn print_revenue(w: &Warehouse) -> anyhow::Result<()> {
-    for row in w.rows().await? {
-        println!("{}", serde_json::to_string(&row)?);
-    }
-    Ok(())
 }
 
 /// Access status of every workflow of a student, from each workflow's `status` query.

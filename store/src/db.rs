@@ -31,22 +31,6 @@ CREATE TABLE IF NOT EXISTS course_links (
     policy      TEXT NOT NULL,
     updated_at  INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS revenue (
-    key             TEXT PRIMARY KEY,
-    kind            TEXT NOT NULL,
-    txn             TEXT NOT NULL,
-    event_id        TEXT NOT NULL,
-    product_id      INTEGER NOT NULL,
-    buyer_email     TEXT NOT NULL,
-    subscriber_code TEXT,
-    recurrence      INTEGER,
-    gross_minor     INTEGER NOT NULL,
-    net_minor       INTEGER,
-    currency        TEXT NOT NULL,
-    occurred_at     INTEGER NOT NULL,
-    recorded_at     INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS revenue_time ON revenue(occurred_at);
 CREATE TABLE IF NOT EXISTS student_access (
     email       TEXT NOT NULL,
     workflow_id TEXT NOT NULL,

@@ -30,12 +30,16 @@
 //!
 //! - `journal`: `forwarded ASC, routable ASC, quarantined ASC, received_at ASC, __name__ ASC`
 //!   (`pending`, and the waiting count of `journal_counts`);
+//! - `journal`: `routable ASC, received_at ASC, __name__ ASC` (`journal_between`, the
+//!   revenue reconciliation);
 //! - `student_access`: `product_id ASC, workflow_id ASC` (`access_by_product`).
 //!
 //! ```text
 //! gcloud firestore indexes composite create --collection-group=journal \
 //!   --field-config=field-path=forwarded,order=ascending --field-config=field-path=routable,order=ascending \
 //!   --field-config=field-path=quarantined,order=ascending --field-config=field-path=received_at,order=ascending
+//! gcloud firestore indexes composite create --collection-group=journal \
+//!   --field-config=field-path=routable,order=ascending --field-config=field-path=received_at,order=ascending
 //! gcloud firestore indexes composite create --collection-group=student_access \
 //!   --field-config=field-path=product_id,order=ascending --field-config=field-path=workflow_id,order=ascending
 //! ```
@@ -503,6 +507,37 @@ impl FirestoreDocs {
                         .await?;
                 }
             }
+        }
+        Ok(out)
+    }
+
+    /// Routable entries received in `[from_ms, to_ms)`, forwarded or not, oldest first.
+    /// Entries that cannot be decoded are skipped (the forwarder quarantines them).
+    pub async fn journal_between(&self, from_ms: i64, to_ms: i64) -> anyhow::Result<Vec<JournalEntry>> {
+        let docs = self
+            .db
+            .fluent()
+            .select()
+            .from(JOURNAL)
+            .filter(|q| {
+                q.for_all([
+                    q.field("routable").eq(true),
+                    q.field("received_at").greater_than_or_equal(from_ms),
+                    q.field("received_at").less_than(to_ms),
+                ])
+            })
+            .order(|o| o.fields([o.field("received_at").asc(), o.field("__name__").asc()]))
+            .query()
+            .await?;
+        let mut out = Vec::with_capacity(docs.len());
+        for doc in docs {
+            let id = doc.name.rsplit('/').next().unwrap_or_default().to_string();
+            let Ok(row) = FirestoreDb::deserialize_doc_to::<PendingRow>(&doc) else { continue };
+            let (Some(workflow_id), Ok(event)) = (row.workflow_id, serde_json::from_str::<HotmartEvent>(&row.event))
+            else {
+                continue;
+            };
+            out.push(JournalEntry { key: key_of(&id), workflow_id, event });
         }
         Ok(out)
     }

@@ -99,6 +99,30 @@ impl Journal {
             .await
     }
 
+    /// Routable entries received in `[from_ms, to_ms)`, forwarded or not, oldest first.
+    /// Entries that cannot be decoded are skipped (the forwarder quarantines them).
+    pub async fn between(&self, from_ms: i64, to_ms: i64) -> anyhow::Result<Vec<JournalEntry>> {
+        self.db
+            .call(move |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT event_id, workflow_id, event FROM journal
+                     WHERE received_at >= ?1 AND received_at < ?2 AND workflow_id IS NOT NULL ORDER BY seq",
+                )?;
+                let rows = st.query_map([from_ms, to_ms], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                })?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (key, workflow_id, json) = row?;
+                    if let Ok(event) = serde_json::from_str(&json) {
+                        out.push(JournalEntry { key, workflow_id, event });
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
     pub async fn mark_forwarded(&self, keys: Vec<String>) -> anyhow::Result<()> {
         if keys.is_empty() {
             return Ok(());

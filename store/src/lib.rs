@@ -1,8 +1,8 @@
-//! Tollgate's document store and warehouse.
+//! Tollgate's document store.
 //!
 //! [`DocStore`] holds course links, students, the webhook journal and enrollment grants.
 //! Two backends, chosen by configuration (`TOLLGATE_STORE`): the embedded SQLite file
-//! (default; no server) and Firestore. The revenue [`Warehouse`] is embedded SQLite.
+//! (default; no server) and Firestore.
 
 mod db;
 pub mod firestore;
@@ -10,7 +10,6 @@ pub mod grants;
 pub mod journal;
 pub mod links;
 pub mod students;
-pub mod warehouse;
 
 use tollgate_workflows::{CourseLink, HotmartEvent, ProductId};
 
@@ -20,7 +19,6 @@ pub use grants::{Grants, Release};
 pub use journal::{Appended, Journal, JournalEntry};
 pub use links::Links;
 pub use students::Students;
-pub use warehouse::Warehouse;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -136,6 +134,10 @@ impl DocStore {
     }
     pub async fn mark_forwarded(&self, keys: Vec<String>) -> anyhow::Result<()> {
         dispatch!(self, b => b.journal.mark_forwarded(keys).await, b.mark_forwarded(keys).await)
+    }
+    /// Routable entries received in `[from_ms, to_ms)`, forwarded or not, oldest first.
+    pub async fn journal_between(&self, from_ms: i64, to_ms: i64) -> anyhow::Result<Vec<JournalEntry>> {
+        dispatch!(self, b => b.journal.between(from_ms, to_ms).await, b.journal_between(from_ms, to_ms).await)
     }
     /// (entries, waiting to be forwarded).
     pub async fn journal_counts(&self) -> anyhow::Result<(i64, i64)> {

@@ -9,11 +9,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tollgate_store::{
-    Appended, Db, DocStore, FirestoreDocs, Journal, Release, SqliteDocs, StoreError, StudentAccess, Warehouse,
+    Appended, Db, DocStore, FirestoreDocs, Journal, Release, SqliteDocs, StoreError, StudentAccess,
 };
 use tollgate_workflows::fixtures::Sale;
 use tollgate_workflows::hotmart::parse;
-use tollgate_workflows::revenue::row_for;
 use tollgate_workflows::{AccessPolicy, CourseLink, HotmartEvent, ProductId};
 
 fn event(id: &str, txn: &str) -> HotmartEvent {
@@ -89,7 +88,26 @@ both_backends!(
     a_course_is_released_only_by_its_last_grant,
     student_access_keeps_the_newest,
     student_access_by_email_and_product,
+    journal_between_lists_routable_entries_in_a_window,
 );
+
+async fn journal_between_lists_routable_entries_in_a_window(s: &DocStore) {
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let before = now();
+    s.append(event("b1", "HB1"), Some("purchase-HB1".into()), "{}".into()).await.unwrap();
+    tick().await;
+    s.append(event("b2", "HB2"), None, "{}".into()).await.unwrap();
+    tick().await;
+    s.append(event("b3", "HB3"), Some("purchase-HB3".into()), "{}".into()).await.unwrap();
+    let p = s.pending(10).await.unwrap();
+    s.mark_forwarded(p.iter().map(|e| e.key.clone()).filter(|k| k == "b1").collect()).await.unwrap();
+    let keys = |v: Vec<tollgate_store::JournalEntry>| v.into_iter().map(|e| e.key).collect::<Vec<_>>();
+    // Forwarded or not, routable only, oldest first.
+    assert_eq!(keys(s.journal_between(before, now() + 1).await.unwrap()), ["b1", "b3"]);
+    assert!(s.journal_between(0, before).await.unwrap().is_empty());
+    let all = s.journal_between(before, now() + 1).await.unwrap();
+    assert_eq!(all[0].event, event("b1", "HB1"));
+}
 
 /// Entries written a few ms apart, so `received_at` orders them in every backend.
 async fn tick() {
@@ -420,14 +438,4 @@ async fn sqlite_concurrent_appends_group_commit_without_loss() {
     }
     assert_eq!(new, 150);
     assert_eq!(j.counts().await.unwrap(), (150, 150));
-}
-
-#[tokio::test]
-async fn sqlite_revenue_is_recorded_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = Warehouse::new(Db::open(dir.path().join("t.db")).unwrap());
-    let row = row_for(&event("e1", "HP1")).unwrap();
-    assert!(w.record(row.clone()).await.unwrap());
-    assert!(!w.record(row.clone()).await.unwrap());
-    assert_eq!(w.rows().await.unwrap(), vec![row]);
 }

@@ -4,6 +4,8 @@
 
 pub mod temporal;
 
+pub mod synthetic;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -17,6 +19,7 @@ pub use temporal::{TemporalServer, shared_temporal};
 
 pub const HOTTOK: &str = "test-hottok-0123456789";
 pub const API_TOKEN: &str = "test-api-token-abcdef";
+pub const DASHBOARD_TOKEN: &str = "test-dashboard-token-98765";
 
 /// Where `cargo build` put the binaries (the test command builds them first).
 pub fn bin(name: &str) -> PathBuf {
@@ -108,6 +111,7 @@ impl Stack {
             ("TOLLGATE_DB", dir.path().join("tollgate.db").display().to_string()),
             ("TOLLGATE_HOTTOK", HOTTOK.into()),
             ("TOLLGATE_API_TOKEN", API_TOKEN.into()),
+            ("TOLLGATE_DASHBOARD_TOKEN", DASHBOARD_TOKEN.into()),
             ("TOLLGATE_LINK_POLL", opts.link_poll.into()),
             ("TOLLGATE_RETENTION", opts.retention.into()),
             ("TOLLGATE_MAX_HISTORY", opts.max_history.to_string()),
@@ -376,7 +380,7 @@ impl Stack {
     }
 
     pub async fn revenue(&self) -> Vec<Value> {
-        self.starter_cmd(&["revenue"]).await.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        self.starter_cmd(&["revenue", "rows"]).await.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 }
 

@@ -1,12 +1,14 @@
-//! The Tollgate worker: runs `AccessWorkflow` and the store activities on the main task
+//! The Tollgate worker: runs `AccessWorkflow`, the revenue workflows and the store
+//! activities on the main task
 //! queue, and the TalentLMS activities on a second queue whose dispatch rate the Temporal
 //! server caps, so all workers together never exceed `TALENTLMS_MAX_RPS`.
 
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tollgate_activities::config::{Settings, temporal_client};
 use tollgate_activities::{StoreActivities, TalentLmsActivities};
-use tollgate_store::{Db, DocStore, Warehouse};
-use tollgate_workflows::AccessWorkflow;
+use tollgate_store::DocStore;
+use tollgate_warehouse::Warehouse;
+use tollgate_workflows::{AccessWorkflow, ReconcileWorkflow, RollupWorkflow};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -17,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(?settings, "starting worker");
 
     let docs = DocStore::open(&settings.store).await?;
-    let warehouse = Warehouse::new(Db::open(&settings.db_path)?);
+    let warehouse = Warehouse::open(&settings.warehouse).await?;
     let store_acts = StoreActivities { docs: docs.clone(), warehouse };
     let talent_acts = TalentLmsActivities {
         pace: tollgate_activities::Pace::per_second(settings.talentlms_max_rps),
@@ -34,6 +36,8 @@ async fn main() -> anyhow::Result<()> {
 
     let main_opts = WorkerOptions::new(settings.task_queue.as_str())
         .register_workflow::<AccessWorkflow>()?
+        .register_workflow::<RollupWorkflow>()?
+        .register_workflow::<ReconcileWorkflow>()?
         .register_activities(store_acts)
         // A crashed worker's sticky queue holds a timer's task this long before another
         // worker takes it: it bounds how late a deadline fires after a crash.

@@ -99,3 +99,23 @@ activity!(
     /// this call inserted it.
     RecordRevenue, "record_revenue", RevenueRow => bool
 );
+
+/// The reconciliation's resolved window (the workflow turns "the last N days" into
+/// times with its own clock, so a replay passes the same input).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcileWindow {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub repair: bool,
+    /// Journal entries received after this are not judged yet.
+    pub settled_before_ms: i64,
+}
+
+activity!(
+    /// Computes and writes the daily rollup of one day (replacing any earlier one).
+    RollupDay, "rollup_day", crate::metrics::Day => crate::metrics::DayRollup
+);
+activity!(
+    /// Compares revenue rows with the webhook journal over a window; repairs on request.
+    Reconcile, "reconcile", ReconcileWindow => crate::metrics::ReconcileReport
+);

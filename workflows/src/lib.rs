@@ -7,10 +7,13 @@ pub mod acts;
 pub mod duration;
 pub mod fixtures;
 pub mod hotmart;
+pub mod metrics;
 pub mod money;
 pub mod revenue;
+pub mod revenue_flows;
 pub mod workflow;
 
 pub use access::{AccessPolicy, AccessState, CourseLink, Facts, Verdict};
 pub use hotmart::{HotmartEvent, ProductId, WorkflowKey};
 pub use workflow::{AccessInput, AccessWorkflow, RulesConfig, Status};
+pub use revenue_flows::{ReconcileWorkflow, RollupWorkflow};

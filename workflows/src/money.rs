@@ -96,14 +96,24 @@ fn parse_decimal(text: &str, exp: u32) -> Option<i64> {
     // All digits as one integer, then shift the decimal point by (exp + e10 - frac_len).
     let all: String = format!("{int_part}{frac_part}");
     let all = all.trim_start_matches('0');
-    let shift = exp as i32 + e10 - frac_part.len() as i32;
+    // Checked: the exponent and the digit count come from the sender (fuzzing found
+    // "1e2147483647" and 40 fraction digits overflowing here).
+    let shift = (exp as i32).checked_add(e10)?.checked_sub(i32::try_from(frac_part.len()).ok()?)?;
     let mut n: i128 = if all.is_empty() { 0 } else { all.parse().ok()? };
     if shift >= 0 {
-        n = n.checked_mul(10i128.checked_pow(shift as u32)?)?;
+        if n != 0 {
+            n = n.checked_mul(10i128.checked_pow(shift.unsigned_abs())?)?;
+        }
     } else {
-        let div = 10i128.checked_pow((-shift) as u32)?;
-        let (q, r) = (n / div, n % div);
-        n = if r * 2 >= div { q + 1 } else { q };
+        n = match 10i128.checked_pow(shift.unsigned_abs()) {
+            // Half up: r >= div - r is r * 2 >= div without overflowing.
+            Some(div) => {
+                let (q, r) = (n / div, n % div);
+                if r >= div - r { q + 1 } else { q }
+            }
+            // A divisor past i128 (10^39 and up) exceeds twice any n: rounds to zero.
+            None => 0,
+        };
     }
     let n = i64::try_from(n).ok()?;
     Some(if neg { -n } else { n })
@@ -137,6 +147,12 @@ mod tests {
         assert!(Money::from_value(&json!(1.0), Some("R$"), "x").is_err());
         assert!(Money::from_value(&json!(true), Some("BRL"), "x").is_err());
         assert!(Money::from_value(&json!("1e400"), Some("BRL"), "x").is_err());
+        // Found by fuzzing: these overflowed (a panic, not a 400) before.
+        assert!(Money::from_value(&json!("1e2147483647"), Some("BRL"), "x").is_err());
+        assert!(Money::from_value(&json!("0.001e-2147483648"), Some("BRL"), "x").is_err());
+        assert_eq!(m(json!("0.0090000000000000000000000000000000000000"), "BRL").minor, 1);
+        assert_eq!(m(json!("0.00000000000000000000000000000000000000000009"), "BRL").minor, 0);
+        assert!(Money::from_value(&json!("0e2147483647"), Some("BRL"), "x").is_err());
     }
 
     #[test]

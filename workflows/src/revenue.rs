@@ -14,6 +14,15 @@ pub enum RevenueKind {
 }
 
 impl RevenueKind {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "charge" => Some(Self::Charge),
+            "refund" => Some(Self::Refund),
+            "chargeback" => Some(Self::Chargeback),
+            _ => None,
+        }
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Charge => "charge",
@@ -40,6 +49,9 @@ pub struct RevenueRow {
     pub producer_net: Option<Money>,
     /// When the money moved (approval date, or the event time for reversals).
     pub occurred_at: Millis,
+    /// For subscription charges: the next charge date, i.e. what this payment covers.
+    #[serde(default)]
+    pub paid_until: Option<Millis>,
 }
 
 /// The revenue row an event implies, if any: approved charges with a non-zero price,
@@ -70,6 +82,11 @@ pub fn row_for(ev: &HotmartEvent) -> Option<RevenueRow> {
         occurred_at: match kind {
             RevenueKind::Charge => p.approved_date.unwrap_or(ev.created_at),
             _ => ev.created_at,
+        },
+        paid_until: if kind == RevenueKind::Charge && ev.subscriber_code.is_some() {
+            ev.date_next_charge.or(p.date_next_charge)
+        } else {
+            None
         },
     })
 }

@@ -1,0 +1,574 @@
+//! The BigQuery warehouse (`gcp-bigquery-client`, REST v2).
+//!
+//! `open` creates the dataset, the day-partitioned fact table, the rollup tables and the
+//! reporting views when absent. Writes are idempotent by key with MERGE: BigQuery's
+//! insertId dedup is best-effort (and the emulator has none), so a retried activity must
+//! not rely on it. Timestamps cross the wire as epoch milliseconds (`UNIX_MILLIS` /
+//! `TIMESTAMP_MILLIS`), since the REST encoding of TIMESTAMP differs between BigQuery and
+//! its emulator.
+
+use std::sync::Arc;
+
+use gcp_bigquery_client::Client;
+use gcp_bigquery_client::auth::Authenticator;
+use gcp_bigquery_client::client_builder::ClientBuilder;
+use gcp_bigquery_client::error::BQError;
+use gcp_bigquery_client::model::get_query_results_parameters::GetQueryResultsParameters;
+use gcp_bigquery_client::model::query_parameter::QueryParameter;
+use gcp_bigquery_client::model::query_parameter_type::QueryParameterType;
+use gcp_bigquery_client::model::query_parameter_value::QueryParameterValue;
+use gcp_bigquery_client::model::query_request::QueryRequest;
+use gcp_bigquery_client::model::table_row::TableRow;
+use serde_json::Value;
+use tollgate_workflows::hotmart::Millis;
+use tollgate_workflows::metrics::{
+    CourseDay, Currency, DAY_MS, Day, DayRange, DayRollup, KindTotal, SubscriptionDay, SubscriptionFact,
+};
+use tollgate_workflows::money::Money;
+use tollgate_workflows::revenue::{RevenueKind, RevenueRow};
+
+use crate::SubscriptionWindow;
+
+#[derive(Clone)]
+pub struct BigQueryWarehouse {
+    client: Arc<Client>,
+    project: String,
+    dataset: String,
+}
+
+/// The emulator accepts any bearer token.
+#[derive(Clone)]
+struct EmulatorToken;
+
+#[async_trait::async_trait]
+impl Authenticator for EmulatorToken {
+    async fn access_token(&self) -> Result<String, BQError> {
+        Ok("emulator".into())
+    }
+}
+
+/// A typed query parameter.
+pub enum P<'a> {
+    Str(&'a str, String),
+    OptStr(&'a str, Option<String>),
+    Int(&'a str, i64),
+    OptInt(&'a str, Option<i64>),
+}
+
+impl P<'_> {
+    fn to_param(&self) -> QueryParameter {
+        let (name, ty, value) = match self {
+            P::Str(n, v) => (n, "STRING", Some(v.clone())),
+            P::OptStr(n, v) => (n, "STRING", v.clone()),
+            P::Int(n, v) => (n, "INT64", Some(v.to_string())),
+            P::OptInt(n, v) => (n, "INT64", v.map(|v| v.to_string())),
+        };
+        QueryParameter {
+            name: Some(name.to_string()),
+            parameter_type: Some(QueryParameterType {
+                array_type: None,
+                struct_types: None,
+                r#type: ty.into(),
+            }),
+            parameter_value: Some(QueryParameterValue { array_values: None, struct_values: None, value }),
+        }
+    }
+}
+
+impl BigQueryWarehouse {
+    pub async fn open(project: &str, dataset: &str, emulator_host: Option<&str>) -> anyhow::Result<Self> {
+        let client = match emulator_host {
+            Some(host) => {
+                ClientBuilder::new()
+                    .with_v2_base_url(format!("http://{host}/bigquery/v2"))
+                    .build_from_authenticator(Arc::new(EmulatorToken))
+                    .await?
+            }
+            None => match std::env::var("GOOGLE_APPLICATION_CREDENTIALS") {
+                Ok(path) => ClientBuilder::new().build_from_service_account_key_file(&path).await?,
+                Err(_) => ClientBuilder::new().build_from_application_default_credentials().await?,
+            },
+        };
+        let w = Self { client: Arc::new(client), project: project.into(), dataset: dataset.into() };
+        w.create_schema().await?;
+        Ok(w)
+    }
+
+    /// (project, dataset).
+    pub fn dataset_path(&self) -> (&str, &str) {
+        (&self.project, &self.dataset)
+    }
+
+    fn t(&self, table: &str) -> String {
+        format!("`{}.{}.{}`", self.project, self.dataset, table)
+    }
+
+    /// Runs one statement and returns every result row (following pages), failing on
+    /// any error the response reports (a failed query can come back as 200 with `errors`).
+    pub async fn query(&self, sql: &str, params: &[P<'_>]) -> anyhow::Result<(Vec<Vec<Value>>, i64)> {
+        let mut req = QueryRequest::new(sql);
+        req.use_legacy_sql = false;
+        req.timeout_ms = Some(60_000);
+        if !params.is_empty() {
+            req.parameter_mode = Some("NAMED".into());
+            req.query_parameters = Some(params.iter().map(P::to_param).collect());
+        }
+        let resp = self.client.job().query(&self.project, req).await?;
+        if let Some(errors) = resp.errors.filter(|e| !e.is_empty()) {
+            anyhow::bail!("BigQuery error: {errors:?}\n{sql}");
+        }
+        let affected = resp.num_dml_affected_rows.as_deref().and_then(|n| n.parse().ok()).unwrap_or(0);
+        let mut rows = cells(resp.rows);
+        let mut complete = resp.job_complete.unwrap_or(true);
+        let mut page_token = resp.page_token;
+        let job = resp.job_reference.and_then(|j| j.job_id);
+        while !complete || page_token.is_some() {
+            let Some(job) = job.as_deref() else { anyhow::bail!("BigQuery answered without a job id") };
+            let page = self
+                .client
+                .job()
+                .get_query_results(
+                    &self.project,
+                    job,
+                    GetQueryResultsParameters {
+                        page_token: page_token.take(),
+                        timeout_ms: Some(60_000),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            if let Some(errors) = page.errors.filter(|e| !e.is_empty()) {
+                anyhow::bail!("BigQuery error: {errors:?}");
+            }
+            complete = page.job_complete.unwrap_or(true);
+            if complete {
+                rows.extend(cells(page.rows));
+                page_token = page.page_token;
+            }
+        }
+        Ok((rows, affected))
+    }
+
+    async fn create_schema(&self) -> anyhow::Result<()> {
+        let (p, d) = (&self.project, &self.dataset);
+        self.query(&format!("CREATE SCHEMA IF NOT EXISTS `{p}.{d}`"), &[]).await?;
+        let facts = self.t("revenue_facts");
+        for ddl in [
+            format!(
+                "CREATE TABLE IF NOT EXISTS {facts} (
+                    key STRING NOT NULL, kind STRING NOT NULL, txn STRING NOT NULL, event_id STRING NOT NULL,
+                    product_id INT64 NOT NULL, buyer_email STRING NOT NULL, subscriber_code STRING,
+                    recurrence INT64, gross_minor INT64 NOT NULL, net_minor INT64, currency STRING NOT NULL,
+                    occurred_at TIMESTAMP NOT NULL, paid_until TIMESTAMP, recorded_at TIMESTAMP NOT NULL)
+                 PARTITION BY DATE(occurred_at) CLUSTER BY currency, product_id"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} (
+                    day DATE NOT NULL, product_id INT64 NOT NULL, currency STRING NOT NULL,
+                    charges_minor INT64 NOT NULL, refunds_minor INT64 NOT NULL, chargebacks_minor INT64 NOT NULL,
+                    total_minor INT64 NOT NULL, charge_count INT64 NOT NULL, refund_count INT64 NOT NULL,
+                    chargeback_count INT64 NOT NULL)",
+                self.t("rollup_course")
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} (
+                    day DATE NOT NULL, currency STRING NOT NULL, active INT64 NOT NULL, mrr_minor INT64 NOT NULL,
+                    churned INT64 NOT NULL, started INT64 NOT NULL)",
+                self.t("rollup_subscription")
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} (day DATE NOT NULL, computed_at TIMESTAMP NOT NULL)",
+                self.t("rollup_day")
+            ),
+        ] {
+            self.query(&ddl, &[]).await?;
+        }
+        for (name, body) in views(&facts, &self.t("subscription_coverage")) {
+            self.query(&format!("CREATE OR REPLACE VIEW {} AS {body}", self.t(name)), &[]).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn record(&self, row: RevenueRow) -> anyhow::Result<bool> {
+        let sql = format!(
+            "MERGE {} T
+             USING (SELECT @key AS key) S ON T.key = S.key
+             WHEN NOT MATCHED THEN INSERT
+               (key, kind, txn, event_id, product_id, buyer_email, subscriber_code, recurrence, gross_minor,
+                net_minor, currency, occurred_at, paid_until, recorded_at)
+             VALUES (@key, @kind, @txn, @event_id, @product_id, @buyer_email, @subscriber_code, @recurrence,
+                @gross_minor, @net_minor, @currency, TIMESTAMP_MILLIS(@occurred_at),
+                TIMESTAMP_MILLIS(@paid_until), CURRENT_TIMESTAMP())",
+            self.t("revenue_facts")
+        );
+        let (_, affected) = self
+            .query(
+                &sql,
+                &[
+                    P::Str("key", row.key.clone()),
+                    P::Str("kind", row.kind.as_str().into()),
+                    P::Str("txn", row.transaction.clone()),
+                    P::Str("event_id", row.event_id.clone()),
+                    P::Int("product_id", row.product_id),
+                    P::Str("buyer_email", row.buyer_email.clone()),
+                    P::OptStr("subscriber_code", row.subscriber_code.clone()),
+                    P::OptInt("recurrence", row.recurrence.map(i64::from)),
+                    P::Int("gross_minor", row.gross.minor),
+                    P::OptInt("net_minor", row.producer_net.as_ref().map(|m| m.minor)),
+                    P::Str("currency", row.gross.currency.clone()),
+                    P::Int("occurred_at", row.occurred_at),
+                    P::OptInt("paid_until", row.paid_until),
+                ],
+            )
+            .await?;
+        Ok(affected == 1)
+    }
+
+    pub async fn rows_between(&self, from_ms: Millis, to_ms: Millis) -> anyhow::Result<Vec<RevenueRow>> {
+        let sql = format!(
+            "SELECT key, kind, txn, event_id, product_id, buyer_email, subscriber_code, recurrence, gross_minor,
+                    net_minor, currency, UNIX_MILLIS(occurred_at), UNIX_MILLIS(paid_until)
+             FROM {} WHERE occurred_at >= TIMESTAMP_MILLIS(@from) AND occurred_at < TIMESTAMP_MILLIS(@to)
+             ORDER BY occurred_at, key",
+            self.t("revenue_facts")
+        );
+        let (rows, _) = self.query(&sql, &[P::Int("from", from_ms), P::Int("to", to_ms)]).await?;
+        rows.iter()
+            .map(|r| {
+                let currency = s(&r[10])?;
+                Ok(RevenueRow {
+                    key: s(&r[0])?,
+                    kind: kind(&r[1])?,
+                    transaction: s(&r[2])?,
+                    event_id: s(&r[3])?,
+                    product_id: i(&r[4])?,
+                    buyer_email: s(&r[5])?,
+                    subscriber_code: os(&r[6]),
+                    recurrence: oi(&r[7])?.map(|n| n as u32),
+                    gross: Money { minor: i(&r[8])?, currency: currency.clone() },
+                    producer_net: oi(&r[9])?.map(|minor| Money { minor, currency }),
+                    occurred_at: i(&r[11])?,
+                    paid_until: oi(&r[12])?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn delete_keys(&self, keys: Vec<String>) -> anyhow::Result<usize> {
+        let mut n = 0;
+        for k in keys {
+            let sql = format!("DELETE FROM {} WHERE key = @key", self.t("revenue_facts"));
+            n += self.query(&sql, &[P::Str("key", k)]).await?.1 as usize;
+        }
+        Ok(n)
+    }
+
+    pub async fn currencies(&self) -> anyhow::Result<Vec<Currency>> {
+        let sql = format!("SELECT DISTINCT currency FROM {} ORDER BY currency", self.t("revenue_facts"));
+        let (rows, _) = self.query(&sql, &[]).await?;
+        Ok(rows.iter().filter_map(|r| s(&r[0]).ok()?.parse().ok()).collect())
+    }
+
+    pub async fn kind_totals(&self, currency: &Currency, range: DayRange) -> anyhow::Result<Vec<KindTotal>> {
+        let sql = format!(
+            "SELECT DIV(UNIX_MILLIS(occurred_at), {DAY_MS}) AS d, product_id, kind, SUM(gross_minor), COUNT(*)
+             FROM {} WHERE currency = @currency
+               AND occurred_at >= TIMESTAMP_MILLIS(@from) AND occurred_at < TIMESTAMP_MILLIS(@to)
+             GROUP BY d, product_id, kind",
+            self.t("revenue_facts")
+        );
+        let (rows, _) = self
+            .query(
+                &sql,
+                &[
+                    P::Str("currency", currency.to_string()),
+                    P::Int("from", range.start_ms()),
+                    P::Int("to", range.end_ms()),
+                ],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(KindTotal {
+                    day_index: i(&r[0])?,
+                    product_id: i(&r[1])?,
+                    kind: kind(&r[2])?,
+                    sum_minor: i(&r[3])?,
+                    count: i(&r[4])?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn subscription_facts(
+        &self,
+        currency: &Currency,
+        w: SubscriptionWindow,
+    ) -> anyhow::Result<Vec<SubscriptionFact>> {
+        let facts = self.t("revenue_facts");
+        let cols = "product_id, subscriber_code, txn, kind, gross_minor, UNIX_MILLIS(occurred_at) AS occurred_ms, \
+                    UNIX_MILLIS(paid_until) AS paid_ms";
+        let sql = format!(
+            "WITH ch AS (
+                SELECT {cols} FROM {facts}
+                WHERE currency = @currency AND kind = 'charge' AND subscriber_code IS NOT NULL
+                  AND occurred_at >= TIMESTAMP_MILLIS(@from) AND occurred_at < TIMESTAMP_MILLIS(@until)
+                  AND COALESCE(paid_until, TIMESTAMP_ADD(occurred_at, INTERVAL 30 DAY)) > TIMESTAMP_MILLIS(@covers))
+             SELECT * FROM ch
+             UNION ALL
+             SELECT {cols} FROM {facts}
+             WHERE currency = @currency AND kind != 'charge' AND occurred_at < TIMESTAMP_MILLIS(@until)
+               AND txn IN (SELECT txn FROM ch)"
+        );
+        let (rows, _) = self
+            .query(
+                &sql,
+                &[
+                    P::Str("currency", currency.to_string()),
+                    P::Int("from", w.charges_from_ms),
+                    P::Int("until", w.until_ms),
+                    P::Int("covers", w.covers_from_ms),
+                ],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SubscriptionFact {
+                    product_id: i(&r[0])?,
+                    subscriber_code: os(&r[1]),
+                    transaction: s(&r[2])?,
+                    kind: kind(&r[3])?,
+                    gross_minor: i(&r[4])?,
+                    occurred_at: i(&r[5])?,
+                    paid_until: oi(&r[6])?,
+                })
+            })
+            .collect()
+    }
+
+    /// Delete-then-insert per day: a crash in between leaves the day without a rollup
+    /// until the activity's retry writes it again.
+    pub async fn write_rollup(&self, rollup: &DayRollup) -> anyhow::Result<()> {
+        let day = rollup.day.to_string();
+        for table in ["rollup_course", "rollup_subscription", "rollup_day"] {
+            let sql = format!("DELETE FROM {} WHERE day = DATE(@day)", self.t(table));
+            self.query(&sql, &[P::Str("day", day.clone())]).await?;
+        }
+        if !rollup.courses.is_empty() {
+            let values = rollup
+                .courses
+                .iter()
+                .map(|r| {
+                    Ok(format!(
+                        "(DATE '{day}', {}, '{}', {}, {}, {}, {}, {}, {}, {})",
+                        r.product_id,
+                        Currency::try_from(r.currency.clone()).map_err(anyhow::Error::msg)?,
+                        r.charges_minor,
+                        r.refunds_minor,
+                        r.chargebacks_minor,
+                        r.total_minor,
+                        r.charge_count,
+                        r.refund_count,
+                        r.chargeback_count
+                    ))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let sql = format!("INSERT INTO {} VALUES {}", self.t("rollup_course"), values.join(", "));
+            self.query(&sql, &[]).await?;
+        }
+        if !rollup.subscriptions.is_empty() {
+            let values = rollup
+                .subscriptions
+                .iter()
+                .map(|s| {
+                    Ok(format!(
+                        "(DATE '{day}', '{}', {}, {}, {}, {})",
+                        Currency::try_from(s.currency.clone()).map_err(anyhow::Error::msg)?,
+                        s.active,
+                        s.mrr_minor,
+                        s.churned,
+                        s.started
+                    ))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let sql = format!("INSERT INTO {} VALUES {}", self.t("rollup_subscription"), values.join(", "));
+            self.query(&sql, &[]).await?;
+        }
+        let sql = format!("INSERT INTO {} VALUES (DATE(@day), CURRENT_TIMESTAMP())", self.t("rollup_day"));
+        self.query(&sql, &[P::Str("day", day)]).await?;
+        Ok(())
+    }
+
+    pub async fn read_rollup(&self, day: Day) -> anyhow::Result<Option<DayRollup>> {
+        let d = day.to_string();
+        let p = || [P::Str("day", d.clone())];
+        let sql = format!("SELECT COUNT(*) FROM {} WHERE day = DATE(@day)", self.t("rollup_day"));
+        let (known, _) = self.query(&sql, &p()).await?;
+        if known.first().map(|r| i(&r[0])).transpose()?.unwrap_or(0) == 0 {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT product_id, currency, charges_minor, refunds_minor, chargebacks_minor, total_minor,
+                    charge_count, refund_count, chargeback_count
+             FROM {} WHERE day = DATE(@day) ORDER BY product_id, currency",
+            self.t("rollup_course")
+        );
+        let courses = self
+            .query(&sql, &p())
+            .await?
+            .0
+            .iter()
+            .map(|r| {
+                Ok(CourseDay {
+                    day: d.clone(),
+                    product_id: i(&r[0])?,
+                    currency: s(&r[1])?,
+                    charges_minor: i(&r[2])?,
+                    refunds_minor: i(&r[3])?,
+                    chargebacks_minor: i(&r[4])?,
+                    total_minor: i(&r[5])?,
+                    charge_count: i(&r[6])?,
+                    refund_count: i(&r[7])?,
+                    chargeback_count: i(&r[8])?,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let sql = format!(
+            "SELECT currency, active, mrr_minor, churned, started FROM {} WHERE day = DATE(@day) ORDER BY currency",
+            self.t("rollup_subscription")
+        );
+        let subscriptions = self
+            .query(&sql, &p())
+            .await?
+            .0
+            .iter()
+            .map(|r| {
+                Ok(SubscriptionDay {
+                    day: d.clone(),
+                    currency: s(&r[0])?,
+                    active: i(&r[1])?,
+                    mrr_minor: i(&r[2])?,
+                    churned: i(&r[3])?,
+                    started: i(&r[4])?,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Some(DayRollup { day, courses, subscriptions }))
+    }
+}
+
+/// The reporting views, for BI tools reading BigQuery directly. They state the same
+/// definitions as [`tollgate_workflows::metrics`] (a test compares them).
+fn views(facts: &str, coverage: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "daily_revenue_by_course",
+            format!(
+                "SELECT DATE(occurred_at) AS day, product_id, currency,
+                    SUM(IF(kind = 'charge', gross_minor, 0)) AS charges_minor,
+                    SUM(IF(kind = 'refund', gross_minor, 0)) AS refunds_minor,
+                    SUM(IF(kind = 'chargeback', gross_minor, 0)) AS chargebacks_minor,
+                    SUM(gross_minor) AS total_minor,
+                    COUNTIF(kind = 'charge') AS charge_count,
+                    COUNTIF(kind = 'refund') AS refund_count,
+                    COUNTIF(kind = 'chargeback') AS chargeback_count
+                 FROM {facts} GROUP BY day, product_id, currency"
+            ),
+        ),
+        (
+            "refunds_and_chargebacks",
+            format!(
+                "SELECT DATE(occurred_at) AS day, product_id, currency, kind,
+                    SUM(gross_minor) AS amount_minor, COUNT(*) AS count
+                 FROM {facts} WHERE kind != 'charge' GROUP BY day, product_id, currency, kind"
+            ),
+        ),
+        (
+            // One row per day and subscription a paid, unreversed charge covers at the
+            // day's last instant, with that subscription's monthly value.
+            "subscription_coverage",
+            format!(
+                "WITH reversals AS (
+                    SELECT txn, MIN(occurred_at) AS reversed_at FROM {facts} WHERE kind != 'charge' GROUP BY txn),
+                 charges AS (
+                    SELECT c.product_id, c.subscriber_code, c.currency, c.occurred_at, c.gross_minor,
+                        COALESCE(c.paid_until, TIMESTAMP_ADD(c.occurred_at, INTERVAL 30 DAY)) AS paid_until,
+                        r.reversed_at
+                    FROM {facts} c LEFT JOIN reversals r ON r.txn = c.txn
+                    WHERE c.kind = 'charge' AND c.subscriber_code IS NOT NULL),
+                 spans AS (
+                    SELECT *, LEAST(paid_until, COALESCE(reversed_at, paid_until)) AS ends_at,
+                        DIV(gross_minor, GREATEST(1, CAST(ROUND(
+                            TIMESTAMP_DIFF(paid_until, occurred_at, MILLISECOND) / {DAY_MS} / 30.44) AS INT64)))
+                          AS monthly_minor
+                    FROM charges),
+                 days AS (
+                    SELECT s.*, d AS day,
+                        TIMESTAMP_SUB(TIMESTAMP(DATE_ADD(d, INTERVAL 1 DAY)), INTERVAL 1 MILLISECOND) AS last_instant
+                    FROM spans s, UNNEST(GENERATE_DATE_ARRAY(DATE(s.occurred_at), DATE(s.ends_at))) AS d),
+                 covering AS (
+                    SELECT * FROM days WHERE occurred_at <= last_instant AND last_instant < ends_at),
+                 ranked AS (
+                    SELECT day, product_id, subscriber_code, currency, monthly_minor,
+                        ROW_NUMBER() OVER (PARTITION BY day, product_id, subscriber_code, currency
+                                           ORDER BY occurred_at DESC) AS rn
+                    FROM covering)
+                 SELECT day, product_id, subscriber_code, currency, monthly_minor FROM ranked WHERE rn = 1"
+            ),
+        ),
+        (
+            "active_subscriptions",
+            format!(
+                "SELECT day, currency, COUNT(*) AS active, SUM(monthly_minor) AS mrr_minor
+                 FROM {coverage} GROUP BY day, currency"
+            ),
+        ),
+        (
+            "monthly_recurring_revenue",
+            format!("SELECT day, currency, SUM(monthly_minor) AS mrr_minor FROM {coverage} GROUP BY day, currency"),
+        ),
+        (
+            "churn",
+            format!(
+                "SELECT DATE_ADD(a.day, INTERVAL 1 DAY) AS day, a.currency, COUNT(*) AS churned
+                 FROM {coverage} a LEFT JOIN {coverage} b
+                   ON b.day = DATE_ADD(a.day, INTERVAL 1 DAY) AND b.product_id = a.product_id
+                  AND b.subscriber_code = a.subscriber_code AND b.currency = a.currency
+                 WHERE b.day IS NULL GROUP BY 1, 2"
+            ),
+        ),
+    ]
+}
+
+fn cells(rows: Option<Vec<TableRow>>) -> Vec<Vec<Value>> {
+    rows.unwrap_or_default()
+        .into_iter()
+        .map(|r| r.columns.unwrap_or_default().into_iter().map(|c| c.value.unwrap_or(Value::Null)).collect())
+        .collect()
+}
+
+fn s(v: &Value) -> anyhow::Result<String> {
+    v.as_str().map(str::to_string).ok_or_else(|| anyhow::anyhow!("expected a string, got {v}"))
+}
+fn os(v: &Value) -> Option<String> {
+    v.as_str().map(str::to_string)
+}
+fn oi(v: &Value) -> anyhow::Result<Option<i64>> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Number(n) => n.as_i64().map(Some).ok_or_else(|| anyhow::anyhow!("expected an integer, got {v}")),
+        // INT64 arrives as a string; NUMERIC results of SUM may carry a fraction of zeros.
+        Value::String(t) => {
+            let t = t.split('.').next().unwrap_or(t);
+            t.parse().map(Some).map_err(|_| anyhow::anyhow!("expected an integer, got {v}"))
+        }
+        _ => anyhow::bail!("expected an integer, got {v}"),
+    }
+}
+fn i(v: &Value) -> anyhow::Result<i64> {
+    oi(v)?.ok_or_else(|| anyhow::anyhow!("expected an integer, got null"))
+}
+fn kind(v: &Value) -> anyhow::Result<RevenueKind> {
+    let k = s(v)?;
+    RevenueKind::parse(&k).ok_or_else(|| anyhow::anyhow!("unknown revenue kind {k:?}"))
+}

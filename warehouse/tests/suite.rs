@@ -1,0 +1,274 @@
+//! One suite over [`Warehouse`], run against both backends: each shared test body is
+//! instantiated as `<name>::sqlite` and `<name>::bigquery`.
+//!
+//! The BigQuery half needs the emulator (`BIGQUERY_EMULATOR_HOST`, started by
+//! `scripts/test.sh`). Without it those tests fail, unless `TOLLGATE_SKIP_BIGQUERY=1`.
+//! Each test gets its own dataset, so they run in parallel on one emulator.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use tollgate_warehouse::{BigQueryWarehouse, Warehouse};
+use tollgate_workflows::metrics::{Currency, DAY_MS, Day, DayRange, subscription_days};
+use tollgate_workflows::money::Money;
+use tollgate_workflows::revenue::{RevenueKind, RevenueRow};
+
+struct Fixture {
+    w: Warehouse,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn sqlite() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Warehouse::Sqlite(tollgate_warehouse::SqliteWarehouse::open(dir.path().join("w.db")).unwrap());
+    Fixture { w, _dir: Some(dir) }
+}
+
+async fn bigquery(test: &str) -> Option<Fixture> {
+    let Some(host) = std::env::var_os("BIGQUERY_EMULATOR_HOST") else {
+        if std::env::var("TOLLGATE_SKIP_BIGQUERY").as_deref() == Ok("1") {
+            eprintln!("TOLLGATE_SKIP_BIGQUERY=1: skipping the BigQuery run of {test}");
+            return None;
+        }
+        panic!(
+            "BIGQUERY_EMULATOR_HOST is not set, so the BigQuery backend cannot be tested. Start the emulator \
+             (scripts/test.sh does; or `source scripts/lib.sh && ensure_bq_emulator`), or set \
+             TOLLGATE_SKIP_BIGQUERY=1 to skip the BigQuery half of this suite on purpose."
+        );
+    };
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let dataset = format!("t_{test}_{}_{nanos}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+    let w = BigQueryWarehouse::open("test-project", &dataset, Some(host.to_str().unwrap())).await.unwrap();
+    Some(Fixture { w: Warehouse::BigQuery(w), _dir: None })
+}
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(super::sqlite().w).await;
+            }
+            #[tokio::test]
+            async fn bigquery() {
+                if let Some(f) = super::bigquery(stringify!($name)).await {
+                    super::$name(f.w).await;
+                }
+            }
+        }
+    )*};
+}
+
+both!(record_is_idempotent, figures_per_course_and_currency, subscriptions_active_mrr_churn, rollup_reruns_alike, delete_and_window);
+
+fn day(s: &str) -> Day {
+    s.parse().unwrap()
+}
+
+/// 10:00 UTC on `d` plus `h` hours.
+fn at(d: &str, h: i64) -> i64 {
+    day(d).start_ms() + (10 + h) * 3_600_000
+}
+
+fn row(txn: &str, kind: RevenueKind, product: i64, minor: i64, currency: &str, when: i64) -> RevenueRow {
+    RevenueRow {
+        key: format!("{txn}:{}", kind.as_str()),
+        kind,
+        transaction: txn.into(),
+        event_id: format!("ev-{txn}-{}", kind.as_str()),
+        product_id: product,
+        buyer_email: format!("{txn}@example.com"),
+        subscriber_code: None,
+        recurrence: None,
+        gross: Money { minor, currency: currency.into() },
+        producer_net: Some(Money { minor: minor * 9 / 10, currency: currency.into() }),
+        occurred_at: when,
+        paid_until: None,
+    }
+}
+
+fn sub(txn: &str, code: &str, product: i64, minor: i64, when: i64, until: i64) -> RevenueRow {
+    RevenueRow {
+        subscriber_code: Some(code.into()),
+        recurrence: Some(1),
+        paid_until: Some(until),
+        ..row(txn, RevenueKind::Charge, product, minor, "BRL", when)
+    }
+}
+
+fn brl() -> Currency {
+    "BRL".parse().unwrap()
+}
+
+async fn record_is_idempotent(w: Warehouse) {
+    let r = sub("HP1", "S1", 7, 1990, at("2026-03-01", 0), at("2026-04-01", 0));
+    assert!(w.record(r.clone()).await.unwrap(), "first write inserts");
+    assert!(!w.record(r.clone()).await.unwrap(), "a retried write is a no-op");
+    // Same key, different content (a second delivery with another event id): first wins.
+    let mut again = r.clone();
+    again.event_id = "other".into();
+    assert!(!w.record(again).await.unwrap());
+    let rows = w.rows_between(day("2026-03-01").start_ms(), day("2026-03-02").start_ms()).await.unwrap();
+    assert_eq!(rows, vec![r], "one row, every field as written");
+}
+
+async fn figures_per_course_and_currency(w: Warehouse) {
+    let d = "2026-05-10";
+    for r in [
+        row("A1", RevenueKind::Charge, 1, 10_000, "BRL", at(d, 0)),
+        row("A2", RevenueKind::Charge, 1, 5_050, "BRL", at(d, 1)),
+        row("A2", RevenueKind::Refund, 1, -5_050, "BRL", at(d, 2)),
+        row("B1", RevenueKind::Charge, 2, 2_000, "BRL", at(d, 3)),
+        row("B1", RevenueKind::Chargeback, 2, -2_000, "BRL", at(d, 4)),
+        row("C1", RevenueKind::Charge, 1, 999, "USD", at(d, 5)),
+        row("D1", RevenueKind::Charge, 1, 700, "BRL", at("2026-05-11", 0)),
+    ] {
+        w.record(r).await.unwrap();
+    }
+    assert_eq!(w.currencies().await.unwrap(), vec![brl(), "USD".parse().unwrap()]);
+    let rows = w.course_days(&brl(), DayRange::one(day(d))).await.unwrap();
+    let got: Vec<_> = rows
+        .iter()
+        .map(|r| (r.product_id, r.charges_minor, r.refunds_minor, r.chargebacks_minor, r.total_minor, r.charge_count))
+        .collect();
+    assert_eq!(got, vec![(1, 15_050, -5_050, 0, 10_000, 2), (2, 2_000, 0, -2_000, 0, 1)]);
+    assert!(rows.iter().all(|r| r.currency == "BRL" && r.day == d));
+    let usd = w.course_days(&"USD".parse().unwrap(), DayRange::one(day(d))).await.unwrap();
+    assert_eq!(usd.len(), 1);
+    assert_eq!(usd[0].total_minor, 999, "currencies are never added together");
+    let two = w.course_days(&brl(), DayRange::new(day(d), day("2026-05-11")).unwrap()).await.unwrap();
+    assert_eq!(two.len(), 3);
+    assert_eq!((two[2].day.as_str(), two[2].total_minor), ("2026-05-11", 700));
+}
+
+async fn subscriptions_active_mrr_churn(w: Warehouse) {
+    let d0 = "2026-01-01";
+    let t = at(d0, 0);
+    let rows = vec![
+        sub("S1a", "A", 1, 1990, t, t + 31 * DAY_MS),
+        sub("S1b", "A", 1, 1990, t + 31 * DAY_MS, t + 59 * DAY_MS),
+        sub("S2", "B", 1, 12_000, t, t + 365 * DAY_MS),
+        RevenueRow { paid_until: None, ..sub("S3", "C", 2, 500, t, 0) },
+        row("S3", RevenueKind::Refund, 2, -500, "BRL", t + 5 * DAY_MS),
+        // A one-off purchase is not a subscription.
+        row("P1", RevenueKind::Charge, 2, 4_000, "BRL", t),
+    ];
+    for r in &rows {
+        w.record(r.clone()).await.unwrap();
+    }
+    let range = DayRange::new(day(d0), Day::from_index(day(d0).index() + 70)).unwrap();
+    let days = w.subscription_days(&brl(), range).await.unwrap();
+    let pick = |i: usize| (days[i].active, days[i].mrr_minor, days[i].churned, days[i].started);
+    assert_eq!(pick(0), (3, 1990 + 1000 + 500, 0, 3));
+    assert_eq!(pick(5), (2, 2990, 1, 0));
+    assert_eq!(pick(31), (2, 2990, 0, 0));
+    assert_eq!(pick(59), (1, 1000, 1, 0));
+    assert_eq!(pick(70), (1, 1000, 0, 0));
+    // The backend fetched exactly the facts the pure computation needs.
+    let facts: Vec<_> = rows
+        .iter()
+        .filter(|r| r.subscriber_code.is_some() || r.kind != RevenueKind::Charge)
+        .map(|r| tollgate_workflows::metrics::SubscriptionFact {
+            product_id: r.product_id,
+            subscriber_code: r.subscriber_code.clone(),
+            transaction: r.transaction.clone(),
+            kind: r.kind,
+            gross_minor: r.gross.minor,
+            occurred_at: r.occurred_at,
+            paid_until: r.paid_until,
+        })
+        .collect();
+    assert_eq!(days, subscription_days(&brl(), &facts, range));
+    if let Warehouse::BigQuery(bq) = &w {
+        views_agree(bq, &days).await;
+    }
+}
+
+/// The BigQuery reporting views state the same definitions as the Rust figures.
+async fn views_agree(bq: &BigQueryWarehouse, days: &[tollgate_workflows::metrics::SubscriptionDay]) {
+    let (p, d) = bq.dataset_path();
+    let (rows, _) = bq
+        .query(
+            &format!(
+                "SELECT CAST(a.day AS STRING), a.active, a.mrr_minor, COALESCE(c.churned, 0)
+                 FROM `{p}.{d}.active_subscriptions` a
+                 LEFT JOIN `{p}.{d}.churn` c ON c.day = a.day AND c.currency = a.currency
+                 WHERE a.currency = 'BRL' ORDER BY a.day"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    let from_view: std::collections::BTreeMap<String, (i64, i64, i64)> = rows
+        .iter()
+        .map(|r| {
+            let n = |i: usize| r[i].as_str().unwrap().split('.').next().unwrap().parse::<i64>().unwrap();
+            (r[0].as_str().unwrap().to_string(), (n(1), n(2), n(3)))
+        })
+        .collect();
+    for day in days.iter().filter(|d| d.active > 0) {
+        let view = from_view.get(&day.day).copied().unwrap_or_default();
+        assert_eq!(view, (day.active, day.mrr_minor, day.churned), "views disagree on {}", day.day);
+    }
+}
+
+async fn rollup_reruns_alike(w: Warehouse) {
+    let d = day("2026-07-04");
+    w.record(row("R1", RevenueKind::Charge, 3, 1_000, "BRL", at("2026-07-04", 0))).await.unwrap();
+    w.record(sub("R2", "Z", 4, 3_000, at("2026-07-04", 1), at("2026-08-04", 1))).await.unwrap();
+    w.record(row("R3", RevenueKind::Charge, 3, 50, "EUR", at("2026-07-04", 2))).await.unwrap();
+    assert_eq!(w.read_rollup(d).await.unwrap(), None);
+    let first = w.rollup_day(d).await.unwrap();
+    assert_eq!(first.courses.len(), 3, "{first:?}");
+    assert_eq!(first.subscriptions.len(), 1);
+    assert_eq!((first.subscriptions[0].active, first.subscriptions[0].mrr_minor), (1, 3_000));
+    assert_eq!(w.read_rollup(d).await.unwrap().as_ref(), Some(&first));
+    assert_eq!(w.rollup_day(d).await.unwrap(), first, "a re-run over the same facts is identical");
+    assert_eq!(w.read_rollup(d).await.unwrap().as_ref(), Some(&first), "and stores no duplicates");
+    // A late refund changes the day's facts: the re-run replaces the stored rollup.
+    w.record(row("R1", RevenueKind::Refund, 3, -1_000, "BRL", at("2026-07-04", 5))).await.unwrap();
+    let second = w.rollup_day(d).await.unwrap();
+    assert_ne!(second, first);
+    assert_eq!(w.read_rollup(d).await.unwrap(), Some(second.clone()));
+    let p3 = second.courses.iter().find(|c| c.product_id == 3 && c.currency == "BRL").unwrap();
+    assert_eq!((p3.total_minor, p3.refund_count), (0, 1));
+}
+
+async fn delete_and_window(w: Warehouse) {
+    let d = "2026-09-09";
+    for (i, h) in [0, 5, 13].into_iter().enumerate() {
+        w.record(row(&format!("W{i}"), RevenueKind::Charge, 1, 100, "BRL", at(d, h))).await.unwrap();
+    }
+    let all = w.rows_between(day(d).start_ms(), day(d).end_ms() + DAY_MS).await.unwrap();
+    assert_eq!(all.iter().map(|r| r.transaction.as_str()).collect::<Vec<_>>(), ["W0", "W1", "W2"]);
+    // W2 at 23:00 falls on the next day's boundary? No: 10 + 13 = 23:00 the same day.
+    let only_day = w.rows_between(day(d).start_ms(), day(d).end_ms()).await.unwrap();
+    assert_eq!(only_day.len(), 3);
+    assert_eq!(w.delete_keys(vec!["W1:charge".into(), "nope:charge".into()]).await.unwrap(), 1);
+    let left = w.rows_between(day(d).start_ms(), day(d).end_ms()).await.unwrap();
+    assert_eq!(left.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["W0:charge", "W2:charge"]);
+}
+
+#[tokio::test]
+async fn sqlite_file_from_before_paid_until_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let c = rusqlite_conn(&path);
+    c.execute_batch(
+        "CREATE TABLE revenue (key TEXT PRIMARY KEY, kind TEXT NOT NULL, txn TEXT NOT NULL, event_id TEXT NOT NULL,
+            product_id INTEGER NOT NULL, buyer_email TEXT NOT NULL, subscriber_code TEXT, recurrence INTEGER,
+            gross_minor INTEGER NOT NULL, net_minor INTEGER, currency TEXT NOT NULL, occurred_at INTEGER NOT NULL,
+            recorded_at INTEGER NOT NULL);
+         INSERT INTO revenue VALUES ('old:charge', 'charge', 'old', 'e', 1, 'a@b.c', NULL, NULL, 100, NULL, 'BRL', 5, 5);",
+    )
+    .unwrap();
+    drop(c);
+    let w = Warehouse::Sqlite(tollgate_warehouse::SqliteWarehouse::open(&path).unwrap());
+    let rows = w.rows_between(0, 10).await.unwrap();
+    assert_eq!((rows.len(), rows[0].paid_until), (1, None));
+    assert!(w.record(sub("new", "S", 1, 10, 6, 7)).await.unwrap());
+}
+
+fn rusqlite_conn(path: &std::path::Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(path).unwrap()
+}
