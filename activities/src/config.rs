@@ -70,9 +70,9 @@ impl Settings {
         let warehouse = match var("TOLLGATE_WAREHOUSE").as_deref() {
             None | Some("sqlite") => tollgate_warehouse::WarehouseConfig::Sqlite { path: db_path.clone() },
             Some("bigquery") => tollgate_warehouse::WarehouseConfig::BigQuery {
-                project_id: var("BIGQUERY_PROJECT_ID")
-                    .or_else(|| var("GOOGLE_CLOUD_PROJECT"))
-                    .ok_or_else(|| anyhow::anyhow!("TOLLGATE_WAREHOUSE=bigquery needs BIGQUERY_PROJECT_ID"))?,
+                project_id: var("BIGQUERY_PROJECT_ID").or_else(|| var("GOOGLE_CLOUD_PROJECT")).ok_or_else(
+                    || anyhow::anyhow!("TOLLGATE_WAREHOUSE=bigquery needs BIGQUERY_PROJECT_ID"),
+                )?,
                 dataset: var("BIGQUERY_DATASET").unwrap_or_else(|| "tollgate".into()),
                 emulator_host: var("BIGQUERY_EMULATOR_HOST"),
             },

@@ -56,7 +56,11 @@ impl StoreActivities {
     }
 
     #[activity(name = "rollup_day")]
-    pub async fn rollup_day(self: Arc<Self>, _ctx: ActivityContext, day: Day) -> Result<DayRollup, ActivityError> {
+    pub async fn rollup_day(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        day: Day,
+    ) -> Result<DayRollup, ActivityError> {
         let rollup = self.warehouse.rollup_day(day).await?;
         tracing::info!(%day, courses = rollup.courses.len(), "daily rollup written");
         Ok(rollup)

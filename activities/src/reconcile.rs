@@ -14,7 +14,11 @@ use tollgate_workflows::revenue::{RevenueRow, row_for};
 /// approval time, which can precede the webhook's arrival.
 const JOURNAL_SLACK_MS: i64 = 7 * DAY_MS;
 
-pub async fn run(docs: &DocStore, warehouse: &Warehouse, w: &ReconcileWindow) -> anyhow::Result<ReconcileReport> {
+pub async fn run(
+    docs: &DocStore,
+    warehouse: &Warehouse,
+    w: &ReconcileWindow,
+) -> anyhow::Result<ReconcileReport> {
     let in_window = |r: &RevenueRow| r.occurred_at >= w.from_ms && r.occurred_at < w.to_ms;
     // Rows implied by entries received long enough ago to have reached the warehouse; the
     // first entry per key wins, as in the warehouse (a charge resent under a new event id).
@@ -40,11 +44,8 @@ pub async fn run(docs: &DocStore, warehouse: &Warehouse, w: &ReconcileWindow) ->
         .filter(|(k, _)| !found.contains_key(*k) && !in_flight.contains(*k))
         .map(|(_, r)| r.clone())
         .collect();
-    let extra: Vec<String> = found
-        .keys()
-        .filter(|k| !expected.contains_key(*k) && !in_flight.contains(*k))
-        .cloned()
-        .collect();
+    let extra: Vec<String> =
+        found.keys().filter(|k| !expected.contains_key(*k) && !in_flight.contains(*k)).cloned().collect();
     let differing: Vec<String> = expected
         .iter()
         .filter_map(|(k, e)| found.get(k).filter(|f| !same_money(e, f)).map(|_| k.clone()))

@@ -36,7 +36,9 @@ pub struct DashState {
 impl DashState {
     fn admits(&self, presented: &str) -> bool {
         // Every token is compared, so timing does not tell which one matched.
-        self.tokens.iter().fold(false, |ok, t| ok | (!t.is_empty() && bool::from(presented.as_bytes().ct_eq(t))))
+        self.tokens
+            .iter()
+            .fold(false, |ok, t| ok | (!t.is_empty() && bool::from(presented.as_bytes().ct_eq(t))))
     }
 }
 
@@ -103,7 +105,8 @@ async fn page(
             .filter(|(k, _)| *k != "token")
             .map(|(k, v)| format!("{}={}", url_encode(k), url_encode(v)))
             .collect();
-        let to = if rest.is_empty() { "/dashboard".to_string() } else { format!("/dashboard?{}", rest.join("&")) };
+        let to =
+            if rest.is_empty() { "/dashboard".to_string() } else { format!("/dashboard?{}", rest.join("&")) };
         return signed_in(token, &to);
     }
     match cookie_token(&headers) {
@@ -179,7 +182,9 @@ impl RangeQuery {
         let currency = self
             .currency
             .as_deref()
-            .ok_or_else(|| bad("currency", "currency is required (amounts are never added across currencies)".into()))?
+            .ok_or_else(|| {
+                bad("currency", "currency is required (amounts are never added across currencies)".into())
+            })?
             .parse::<Currency>()
             .map_err(|e| bad("currency", e))?;
         Ok((range, currency))

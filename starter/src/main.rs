@@ -138,7 +138,8 @@ async fn main() -> anyhow::Result<()> {
             let dashboard_token =
                 std::env::var("TOLLGATE_DASHBOARD_TOKEN").ok().filter(|t| !t.trim().is_empty());
             let running =
-                serve(ServeConfig { addr, hottok, api_token, dashboard_token, settings, forward: true }).await?;
+                serve(ServeConfig { addr, hottok, api_token, dashboard_token, settings, forward: true })
+                    .await?;
             tokio::signal::ctrl_c().await?;
             running.stop().await?;
         }
@@ -189,7 +190,8 @@ async fn main() -> anyhow::Result<()> {
             }
             RevenueCmd::Reconcile { from, to, repair, settle } => {
                 let range = revenue_ops::day_range(&from, to.as_deref())?;
-                let settle_secs = tollgate_workflows::duration::parse_secs(&settle).map_err(anyhow::Error::msg)?;
+                let settle_secs =
+                    tollgate_workflows::duration::parse_secs(&settle).map_err(anyhow::Error::msg)?;
                 let req = ReconcileRequest { lookback_days: 0, range: Some(range), repair, settle_secs };
                 let client = temporal_client().await?;
                 let outcome = revenue_ops::reconcile_now(&client, &settings.task_queue, req).await?;
@@ -197,9 +199,16 @@ async fn main() -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&outcome.report)?);
             }
         },
-        Cmd::Schedules { cmd: SchedulesCmd::Apply { rollup_cron, reconcile_cron, reconcile_lookback_days } } => {
+        Cmd::Schedules {
+            cmd: SchedulesCmd::Apply { rollup_cron, reconcile_cron, reconcile_lookback_days },
+        } => {
             let client = temporal_client().await?;
-            let s = ScheduleSettings { rollup_cron, reconcile_cron, reconcile_lookback_days, ..Default::default() };
+            let s = ScheduleSettings {
+                rollup_cron,
+                reconcile_cron,
+                reconcile_lookback_days,
+                ..Default::default()
+            };
             for (id, what) in revenue_ops::apply_schedules(&client, &settings.task_queue, &s).await? {
                 println!("{id}: {what}");
             }

@@ -47,7 +47,12 @@ pub async fn apply_schedules(
 ) -> anyhow::Result<Vec<(String, &'static str)>> {
     let rollup = (
         ROLLUP_SCHEDULE,
-        ScheduleAction::start_workflow(RollupWorkflow::run, RollupRequest::default(), task_queue, "revenue-rollup-daily"),
+        ScheduleAction::start_workflow(
+            RollupWorkflow::run,
+            RollupRequest::default(),
+            task_queue,
+            "revenue-rollup-daily",
+        ),
         s.rollup_cron.clone(),
     );
     let reconcile = (
@@ -98,13 +103,18 @@ pub async fn apply_schedules(
 
 /// Rolls up every day of `range`, one `RevenueRollup` workflow per day (id
 /// `revenue-rollup-{day}`, re-runnable), and returns their results in day order.
-pub async fn rollup_range(client: &Client, task_queue: &str, range: DayRange) -> anyhow::Result<Vec<DayRollup>> {
+pub async fn rollup_range(
+    client: &Client,
+    task_queue: &str,
+    range: DayRange,
+) -> anyhow::Result<Vec<DayRollup>> {
     let mut handles = Vec::with_capacity(range.len());
     for day in range.days() {
         let opts = WorkflowStartOptions::new(task_queue.to_string(), format!("revenue-rollup-{day}"))
             .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
             .build();
-        handles.push(client.start_workflow(RollupWorkflow::run, RollupRequest { day: Some(day) }, opts).await?);
+        handles
+            .push(client.start_workflow(RollupWorkflow::run, RollupRequest { day: Some(day) }, opts).await?);
     }
     let mut results: FuturesOrdered<_> =
         handles.into_iter().map(|h| async move { h.get_result(Default::default()).await }).collect();

@@ -533,7 +533,8 @@ impl FirestoreDocs {
         for doc in docs {
             let id = doc.name.rsplit('/').next().unwrap_or_default().to_string();
             let Ok(row) = FirestoreDb::deserialize_doc_to::<PendingRow>(&doc) else { continue };
-            let (Some(workflow_id), Ok(event)) = (row.workflow_id, serde_json::from_str::<HotmartEvent>(&row.event))
+            let (Some(workflow_id), Ok(event)) =
+                (row.workflow_id, serde_json::from_str::<HotmartEvent>(&row.event))
             else {
                 continue;
             };

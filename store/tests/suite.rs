@@ -92,7 +92,8 @@ both_backends!(
 );
 
 async fn journal_between_lists_routable_entries_in_a_window(s: &DocStore) {
-    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let now =
+        || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     let before = now();
     s.append(event("b1", "HB1"), Some("purchase-HB1".into()), "{}".into()).await.unwrap();
     tick().await;

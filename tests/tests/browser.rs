@@ -16,7 +16,11 @@ use tollgate_warehouse::SqliteWarehouse;
 use tollgate_workflows::metrics::Day;
 
 fn chromium() -> Option<PathBuf> {
-    let candidates = [std::env::var("CHROMIUM").ok(), Some("/usr/bin/chromium".into()), Some("/usr/bin/chromium-browser".into())];
+    let candidates = [
+        std::env::var("CHROMIUM").ok(),
+        Some("/usr/bin/chromium".into()),
+        Some("/usr/bin/chromium-browser".into()),
+    ];
     candidates.into_iter().flatten().map(PathBuf::from).find(|p| p.exists())
 }
 
@@ -57,7 +61,9 @@ async fn dashboard_draws_every_chart_with_data() {
             eprintln!("TOLLGATE_SKIP_BROWSER=1: no Chromium, skipping");
             return;
         }
-        panic!("Chromium not found (apt-get install chromium, or set CHROMIUM); TOLLGATE_SKIP_BROWSER=1 skips");
+        panic!(
+            "Chromium not found (apt-get install chromium, or set CHROMIUM); TOLLGATE_SKIP_BROWSER=1 skips"
+        );
     };
     let stack = Stack::spawn(StackOptions::default()).await;
     let today = Day::of_ms(now_ms());
@@ -68,7 +74,10 @@ async fn dashboard_draws_every_chart_with_data() {
     w.record_many(synthetic::revenue_rows(8, today, 60, 2, "USD")).await.unwrap();
 
     let from = Day::from_index(today.index() - 44);
-    let url = format!("http://{}/dashboard?token={DASHBOARD_TOKEN}&from={from}&to={today}&currency=BRL", stack.http_addr);
+    let url = format!(
+        "http://{}/dashboard?token={DASHBOARD_TOKEN}&from={from}&to={today}&currency=BRL",
+        stack.http_addr
+    );
     let profile = tempfile::tempdir().unwrap();
     let out = run_chromium(&bin, profile.path(), &url, &["--dump-dom".into()]).await;
     let dom = String::from_utf8_lossy(&out.stdout).to_string();
@@ -81,7 +90,8 @@ async fn dashboard_draws_every_chart_with_data() {
     );
     let charts: Value = serde_json::from_str(&attr(&dom, "data-charts").expect("data-charts")).unwrap();
     for id in ["c-revenue", "c-mrr", "c-subs", "c-reversals"] {
-        let (points, painted) = (charts[id]["points"].as_i64().unwrap(), charts[id]["painted"].as_i64().unwrap());
+        let (points, painted) =
+            (charts[id]["points"].as_i64().unwrap(), charts[id]["painted"].as_i64().unwrap());
         assert!(points >= 20, "{id}: only {points} data points: {charts}");
         // Axes and legend alone paint a few thousand pixels; bars and filled lines far more.
         assert!(painted > 20_000, "{id}: {painted} painted pixels, looks blank: {charts}");
@@ -92,7 +102,8 @@ async fn dashboard_draws_every_chart_with_data() {
     let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/dashboard.png");
     let profile = tempfile::tempdir().unwrap();
     let out = run_chromium(&bin, profile.path(), &url, &[format!("--screenshot={}", shot.display())]).await;
-    let png = std::fs::read(&shot).unwrap_or_else(|_| panic!("no screenshot: {}", String::from_utf8_lossy(&out.stderr)));
+    let png = std::fs::read(&shot)
+        .unwrap_or_else(|_| panic!("no screenshot: {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(&png[1..4], b"PNG");
     assert!(png.len() > 50_000, "screenshot of {} bytes: likely blank", png.len());
     if std::env::var("TOLLGATE_UPDATE_SCREENSHOT").as_deref() == Ok("1") {

@@ -64,22 +64,31 @@ async fn payments_reach_the_dashboard_and_the_rollup_matches() {
     ] {
         assert_eq!(stack.post(&body).await.0, 200);
     }
-    let (daily, took) = wait_dash(&stack, &format!("/api/revenue/daily?{q}"), |b| {
-        sum(&b["courses"], "charge_count") == 3
-    })
-    .await;
-    eprintln!("three charges visible in the dashboard JSON {} ms after the last webhook ack", took.as_millis());
+    let (daily, took) =
+        wait_dash(&stack, &format!("/api/revenue/daily?{q}"), |b| sum(&b["courses"], "charge_count") == 3)
+            .await;
+    eprintln!(
+        "three charges visible in the dashboard JSON {} ms after the last webhook ack",
+        took.as_millis()
+    );
     assert_eq!(daily["exponent"], 2);
     assert_eq!(sum(&daily["courses"], "charges_minor"), 2 * 9398 + 19700);
 
     assert_eq!(stack.post(&one_off.event("PURCHASE_REFUNDED", &unique("e"), now_ms())).await.0, 200);
     let (daily, took) =
-        wait_dash(&stack, &format!("/api/revenue/daily?{q}"), |b| sum(&b["courses"], "refund_count") == 1).await;
+        wait_dash(&stack, &format!("/api/revenue/daily?{q}"), |b| sum(&b["courses"], "refund_count") == 1)
+            .await;
     eprintln!("refund visible {} ms after its ack", took.as_millis());
     let courses = daily["courses"].as_array().unwrap();
     let of = |p: i64| courses.iter().find(|c| c["product_id"] == p).unwrap_or_else(|| panic!("{daily:#}"));
-    assert_eq!((of(sub_p)["total_minor"].as_i64(), of(sub_p)["charge_count"].as_i64()), (Some(2 * 9398), Some(2)));
-    assert_eq!((of(one_p)["charges_minor"].as_i64(), of(one_p)["refunds_minor"].as_i64()), (Some(19700), Some(-19700)));
+    assert_eq!(
+        (of(sub_p)["total_minor"].as_i64(), of(sub_p)["charge_count"].as_i64()),
+        (Some(2 * 9398), Some(2))
+    );
+    assert_eq!(
+        (of(one_p)["charges_minor"].as_i64(), of(one_p)["refunds_minor"].as_i64()),
+        (Some(19700), Some(-19700))
+    );
     assert_eq!(of(one_p)["total_minor"], 0);
 
     // Subscriptions: one active, MRR = the renewal's charge (one month).
@@ -139,7 +148,10 @@ async fn payments_reach_the_dashboard_and_the_rollup_matches() {
     let report = reconcile(true).await;
     assert_eq!((report["repaired_missing"].as_u64(), report["removed_extra"].as_u64()), (Some(1), Some(1)));
     let report = reconcile(false).await;
-    assert_eq!((report["missing"].clone(), report["extra"].clone()), (serde_json::json!([]), serde_json::json!([])));
+    assert_eq!(
+        (report["missing"].clone(), report["extra"].clone()),
+        (serde_json::json!([]), serde_json::json!([]))
+    );
     let (_, after) = dash(&stack, &format!("/api/revenue/daily?{q}")).await;
     assert_eq!(after["courses"], daily["courses"], "repaired back to the facts");
 }
@@ -154,11 +166,17 @@ async fn dashboard_auth_and_validation() {
     assert_eq!(stack.api_as("GET", q, None, Some(API_TOKEN)).await.0, 200, "the staff token reads too");
     let (s, body) = stack.api_as("GET", "/api/revenue/daily", None, Some(DASHBOARD_TOKEN)).await;
     assert_eq!((s, body["field"].as_str()), (422, Some("currency")));
-    let (s, body) =
-        stack.api_as("GET", "/api/revenue/daily?currency=BRL&from=2026-02-30", None, Some(DASHBOARD_TOKEN)).await;
+    let (s, body) = stack
+        .api_as("GET", "/api/revenue/daily?currency=BRL&from=2026-02-30", None, Some(DASHBOARD_TOKEN))
+        .await;
     assert_eq!((s, body["field"].as_str()), (422, Some("from")));
     let (s, _) = stack
-        .api_as("GET", "/api/revenue/subscriptions?currency=BRL&from=2026-03-02&to=2026-03-01", None, Some(DASHBOARD_TOKEN))
+        .api_as(
+            "GET",
+            "/api/revenue/subscriptions?currency=BRL&from=2026-03-02&to=2026-03-01",
+            None,
+            Some(DASHBOARD_TOKEN),
+        )
         .await;
     assert_eq!(s, 422);
     // The page: a sign-in form without a token; ?token= sets a cookie and drops the token
@@ -170,7 +188,11 @@ async fn dashboard_auth_and_validation() {
     assert!(r.text().await.unwrap().contains("Dashboard token"));
     let r = no_redirect.get(format!("{base}/dashboard?token=nope")).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    let r = no_redirect.get(format!("{base}/dashboard?token={DASHBOARD_TOKEN}&currency=BRL")).send().await.unwrap();
+    let r = no_redirect
+        .get(format!("{base}/dashboard?token={DASHBOARD_TOKEN}&currency=BRL"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/dashboard?currency=BRL");
     let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
@@ -195,7 +217,9 @@ async fn dashboard_auth_and_validation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedules_apply_is_idempotent_and_a_scheduled_run_completes() {
     use temporalio_client::RpcOptions;
-    use temporalio_client::schedules::{ScheduleDescriptionAction, ScheduleOverlapPolicy, TriggerScheduleOptions};
+    use temporalio_client::schedules::{
+        ScheduleDescriptionAction, ScheduleOverlapPolicy, TriggerScheduleOptions,
+    };
     let stack = Stack::spawn(StackOptions::default()).await;
     let out = stack.starter_cmd(&["schedules", "apply"]).await;
     let again = stack.starter_cmd(&["schedules", "apply", "--rollup-cron", "30 1 * * *"]).await;
@@ -205,7 +229,9 @@ async fn schedules_apply_is_idempotent_and_a_scheduled_run_completes() {
     let client = stack.client().await;
     let handle = client.get_schedule_handle("tollgate-revenue-rollup");
     let desc = handle.describe(RpcOptions::default()).await.unwrap();
-    let ScheduleDescriptionAction::StartWorkflow(action) = desc.action() else { panic!("not a workflow action") };
+    let ScheduleDescriptionAction::StartWorkflow(action) = desc.action() else {
+        panic!("not a workflow action")
+    };
     assert_eq!(action.workflow_type(), "RevenueRollup");
     let spec = &desc.raw().schedule.as_ref().unwrap().spec.as_ref().unwrap();
     assert!(format!("{spec:?}").contains("30"), "the update replaced the cron: {spec:?}");
@@ -219,7 +245,8 @@ async fn schedules_apply_is_idempotent_and_a_scheduled_run_completes() {
     }
     let deadline = Instant::now() + WAIT;
     for kind in ["RevenueRollup", "RevenueReconcile"] {
-        let query = format!("WorkflowType = '{kind}' AND TaskQueue = '{queue}' AND ExecutionStatus = 'Completed'");
+        let query =
+            format!("WorkflowType = '{kind}' AND TaskQueue = '{queue}' AND ExecutionStatus = 'Completed'");
         loop {
             let mut list = client.list_workflows(query.clone(), Default::default());
             if let Some(Ok(_)) = list.next().await {

@@ -556,7 +556,9 @@ fn os(v: &Value) -> Option<String> {
 fn oi(v: &Value) -> anyhow::Result<Option<i64>> {
     match v {
         Value::Null => Ok(None),
-        Value::Number(n) => n.as_i64().map(Some).ok_or_else(|| anyhow::anyhow!("expected an integer, got {v}")),
+        Value::Number(n) => {
+            n.as_i64().map(Some).ok_or_else(|| anyhow::anyhow!("expected an integer, got {v}"))
+        }
         // INT64 arrives as a string; NUMERIC results of SUM may carry a fraction of zeros.
         Value::String(t) => {
             let t = t.split('.').next().unwrap_or(t);

@@ -209,16 +209,17 @@ impl SqliteWarehouse {
                      FROM revenue WHERE currency = ?1 AND occurred_at >= ?2 AND occurred_at < ?3
                      GROUP BY d, product_id, kind",
                 )?;
-                let rows = st.query_map(params![currency, range.start_ms(), range.end_ms(), DAY_MS], |r| {
-                    let kind: String = r.get(2)?;
-                    Ok(KindTotal {
-                        day_index: r.get(0)?,
-                        product_id: r.get(1)?,
-                        kind: RevenueKind::parse(&kind).unwrap_or(RevenueKind::Charge),
-                        sum_minor: r.get(3)?,
-                        count: r.get(4)?,
-                    })
-                })?;
+                let rows =
+                    st.query_map(params![currency, range.start_ms(), range.end_ms(), DAY_MS], |r| {
+                        let kind: String = r.get(2)?;
+                        Ok(KindTotal {
+                            day_index: r.get(0)?,
+                            product_id: r.get(1)?,
+                            kind: RevenueKind::parse(&kind).unwrap_or(RevenueKind::Charge),
+                            sum_minor: r.get(3)?,
+                            count: r.get(4)?,
+                        })
+                    })?;
                 Ok(rows.collect::<Result<Vec<_>, _>>()?)
             })
             .await

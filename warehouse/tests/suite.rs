@@ -59,7 +59,13 @@ macro_rules! both {
     )*};
 }
 
-both!(record_is_idempotent, figures_per_course_and_currency, subscriptions_active_mrr_churn, rollup_reruns_alike, delete_and_window);
+both!(
+    record_is_idempotent,
+    figures_per_course_and_currency,
+    subscriptions_active_mrr_churn,
+    rollup_reruns_alike,
+    delete_and_window
+);
 
 fn day(s: &str) -> Day {
     s.parse().unwrap()
@@ -129,7 +135,16 @@ async fn figures_per_course_and_currency(w: Warehouse) {
     let rows = w.course_days(&brl(), DayRange::one(day(d))).await.unwrap();
     let got: Vec<_> = rows
         .iter()
-        .map(|r| (r.product_id, r.charges_minor, r.refunds_minor, r.chargebacks_minor, r.total_minor, r.charge_count))
+        .map(|r| {
+            (
+                r.product_id,
+                r.charges_minor,
+                r.refunds_minor,
+                r.chargebacks_minor,
+                r.total_minor,
+                r.charge_count,
+            )
+        })
         .collect();
     assert_eq!(got, vec![(1, 15_050, -5_050, 0, 10_000, 2), (2, 2_000, 0, -2_000, 0, 1)]);
     assert!(rows.iter().all(|r| r.currency == "BRL" && r.day == d));

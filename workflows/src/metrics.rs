@@ -255,15 +255,17 @@ fn months(occurred_at: Millis, paid_until: Millis) -> i64 {
 /// charged back. A subscription is active at an instant some charge covers; its MRR is the
 /// latest covering charge divided by the months that charge pays for (rounded down to
 /// the minor unit, per subscription).
-pub fn subscription_days(currency: &Currency, facts: &[SubscriptionFact], range: DayRange) -> Vec<SubscriptionDay> {
-    let reversed: HashMap<&str, Millis> = facts.iter().filter(|f| f.kind != RevenueKind::Charge).fold(
-        HashMap::new(),
-        |mut m, f| {
+pub fn subscription_days(
+    currency: &Currency,
+    facts: &[SubscriptionFact],
+    range: DayRange,
+) -> Vec<SubscriptionDay> {
+    let reversed: HashMap<&str, Millis> =
+        facts.iter().filter(|f| f.kind != RevenueKind::Charge).fold(HashMap::new(), |mut m, f| {
             let at = m.entry(f.transaction.as_str()).or_insert(f.occurred_at);
             *at = (*at).min(f.occurred_at);
             m
-        },
-    );
+        });
     // Each subscription's charges as (start, end, monthly value), sorted by start.
     let mut subs: HashMap<(i64, &str), Vec<(Millis, Millis, i64)>> = HashMap::new();
     for f in facts.iter().filter(|f| f.kind == RevenueKind::Charge) {
@@ -282,7 +284,8 @@ pub fn subscription_days(currency: &Currency, facts: &[SubscriptionFact], range:
         charges.sort_unstable();
         // Only days some charge of this subscription can cover.
         let lo = charges.iter().map(|c| (c.0 + 1).div_euclid(DAY_MS)).min().unwrap_or(0).max(first);
-        let hi = charges.iter().map(|c| c.1.div_euclid(DAY_MS)).max().unwrap_or(0).min(first + slots as i64 - 1);
+        let hi =
+            charges.iter().map(|c| c.1.div_euclid(DAY_MS)).max().unwrap_or(0).min(first + slots as i64 - 1);
         let mut was_active = false;
         let mut next = 0; // charges[..next] start at or before the current instant
         for d in lo..=hi {
@@ -410,7 +413,11 @@ mod tests {
             charge("B", "t3", at, Some(at + 365 * DAY_MS), 12_000),
             // Refunded after 5 days.
             charge("C", "t4", at, None, 500),
-            SubscriptionFact { kind: RevenueKind::Refund, gross_minor: -500, ..charge("C", "t4", at + 5 * DAY_MS, None, 0) },
+            SubscriptionFact {
+                kind: RevenueKind::Refund,
+                gross_minor: -500,
+                ..charge("C", "t4", at + 5 * DAY_MS, None, 0)
+            },
         ];
         let range = DayRange::new(d0, Day::from_index(d0.index() + 70)).unwrap();
         let days = subscription_days(&brl, &facts, range);
@@ -492,7 +499,10 @@ mod tests {
                     _ => Some(at + 365 * DAY_MS),
                 };
                 let txn = format!("T{i}");
-                facts.push(SubscriptionFact { product_id: rnd(2), ..charge(&code, &txn, at, until, 100 + rnd(5000)) });
+                facts.push(SubscriptionFact {
+                    product_id: rnd(2),
+                    ..charge(&code, &txn, at, until, 100 + rnd(5000))
+                });
                 if rnd(4) == 0 {
                     let f = facts.last().unwrap().clone();
                     facts.push(SubscriptionFact {
@@ -504,7 +514,9 @@ mod tests {
                     });
                 }
             }
-            let range = DayRange::new(Day::from_index(d0.index() + rnd(20)), Day::from_index(d0.index() + 45)).unwrap();
+            let range =
+                DayRange::new(Day::from_index(d0.index() + rnd(20)), Day::from_index(d0.index() + 45))
+                    .unwrap();
             let got: Vec<_> = subscription_days(&brl, &facts, range)
                 .into_iter()
                 .map(|s| (s.active, s.mrr_minor, s.churned, s.started))
@@ -516,10 +528,15 @@ mod tests {
     #[test]
     fn course_days_keep_kinds_apart() {
         let brl: Currency = "BRL".parse().unwrap();
-        let g = |kind, sum, count| KindTotal { day_index: 20_000, product_id: 7, kind, sum_minor: sum, count };
+        let g =
+            |kind, sum, count| KindTotal { day_index: 20_000, product_id: 7, kind, sum_minor: sum, count };
         let rows = course_days(
             &brl,
-            vec![g(RevenueKind::Charge, 3000, 2), g(RevenueKind::Refund, -1000, 1), g(RevenueKind::Chargeback, -500, 1)],
+            vec![
+                g(RevenueKind::Charge, 3000, 2),
+                g(RevenueKind::Refund, -1000, 1),
+                g(RevenueKind::Chargeback, -500, 1),
+            ],
         );
         assert_eq!(rows.len(), 1);
         assert_eq!((rows[0].charges_minor, rows[0].refunds_minor, rows[0].total_minor), (3000, -1000, 1500));

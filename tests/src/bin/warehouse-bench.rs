@@ -41,9 +41,8 @@ async fn main() -> anyhow::Result<()> {
     let days = 730;
     let dir = tempfile::tempdir()?;
     let sqlite = SqliteWarehouse::open(dir.path().join("bench.db"))?;
-    let today = Day::of_ms(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64,
-    );
+    let today =
+        Day::of_ms(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64);
 
     // Rows scale with sales per day (renewals accumulate over the span): measure at 10/day,
     // then scale to land near the target, BRL taking 10/11 of it.
@@ -68,10 +67,12 @@ async fn main() -> anyhow::Result<()> {
 
     time("currencies", 5, || w.currencies()).await?;
     for n in [30, 90, 365] {
-        let rows = time(&format!("daily revenue per course, {n} days"), 5, || w.course_days(&brl, range(n))).await?;
-        let subs =
-            time(&format!("subscriptions (active/MRR/churn), {n} days"), 5, || w.subscription_days(&brl, range(n)))
-                .await?;
+        let rows =
+            time(&format!("daily revenue per course, {n} days"), 5, || w.course_days(&brl, range(n))).await?;
+        let subs = time(&format!("subscriptions (active/MRR/churn), {n} days"), 5, || {
+            w.subscription_days(&brl, range(n))
+        })
+        .await?;
         if n == 30 {
             println!(
                 "   (30 days: {} course-day rows; active subscriptions today {}, MRR {} minor units)",
