@@ -17,6 +17,33 @@ search_attribute_flags() {
        --search-attribute AccessState=Keyword --search-attribute AccessUntil=Datetime
 }
 
+# Starts `cmd...` in the background with its output in `log`, waits (up to 60 s) until
+# `url` answers, and prints its PID. Fails, showing the log's tail, if it exits or never
+# answers. Run it in $(...): the server outlives the subshell.
+start_and_wait() {
+  local name=$1 url=$2 log=$3
+  shift 3
+  mkdir -p "$(dirname "$log")"
+  "$@" > "$log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 300); do
+    if curl -sf "$url" >/dev/null 2>&1; then echo "$pid"; return 0; fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  echo "$name did not start; see $log:" >&2
+  tail -n 20 "$log" >&2 || true
+  return 1
+}
+
+# Stops a server start_and_wait started (no-op for an empty PID).
+stop_pid() {
+  [ -n "${1:-}" ] || return 0
+  kill "$1" 2>/dev/null || true
+  # Started from a $(...) subshell, it is not this shell's child: wait until it is gone.
+  for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+}
+
 # The Firestore emulator (Debian package google-cloud-cli-firestore-emulator) on
 # 127.0.0.1:8080, for the store's Firestore tests. Starts it in the background unless
 # something already answers there, waits until it does, exports FIRESTORE_EMULATOR_HOST.
@@ -30,27 +57,16 @@ ensure_firestore_emulator() {
          "(apt-get install google-cloud-cli-firestore-emulator)" >&2
     exit 1
   }
-  mkdir -p .tollgate
-  java -cp "$FIRESTORE_EMULATOR_JAR" com.google.cloud.datastore.emulator.firestore.CloudFirestore \
-    start --host=127.0.0.1 --port=8080 > .tollgate/firestore-emulator.log 2>&1 &
-  FIRESTORE_EMULATOR_PID=$!
-  for _ in $(seq 1 300); do
-    curl -sf "http://$FIRESTORE_EMULATOR_HOST/" >/dev/null 2>&1 && return 0
-    kill -0 "$FIRESTORE_EMULATOR_PID" 2>/dev/null || break
-    sleep 0.2
-  done
-  echo "the Firestore emulator did not start; see .tollgate/firestore-emulator.log:" >&2
-  tail -n 20 .tollgate/firestore-emulator.log >&2 || true
-  exit 1
+  FIRESTORE_EMULATOR_PID=$(start_and_wait "the Firestore emulator" "http://$FIRESTORE_EMULATOR_HOST/" \
+    .tollgate/firestore-emulator.log \
+    java -cp "$FIRESTORE_EMULATOR_JAR" com.google.cloud.datastore.emulator.firestore.CloudFirestore \
+    start --host=127.0.0.1 --port=8080) || exit 1
 }
 
 # Stops the emulator ensure_firestore_emulator started, if it started one.
 stop_firestore_emulator() {
-  if [ -n "${FIRESTORE_EMULATOR_PID:-}" ]; then
-    kill "$FIRESTORE_EMULATOR_PID" 2>/dev/null || true
-    wait "$FIRESTORE_EMULATOR_PID" 2>/dev/null || true
-    FIRESTORE_EMULATOR_PID=
-  fi
+  stop_pid "${FIRESTORE_EMULATOR_PID:-}"
+  FIRESTORE_EMULATOR_PID=
 }
 
 # The BigQuery emulator (bqemulator, Python + DuckDB) on 127.0.0.1:9050, for the
@@ -70,26 +86,15 @@ ensure_bq_emulator() {
     HOME="$PWD/.tollgate/bqemu-home" "$venv/bin/python" -c "import duckdb,glob,os,duckdb_extension_spatial as m; duckdb.connect().execute(\"INSTALL '%s'\" % glob.glob(os.path.dirname(m.__file__)+'/extensions/*/spatial.duckdb_extension')[0])"
     touch "$venv/.spatial-installed"
   fi
-  HOME="$PWD/.tollgate/bqemu-home" BQEMU_ENABLE_FORMAT_EXTENSIONS=false "$venv/bin/bqemulator" start \
-    --rest-host 127.0.0.1 --rest-port 9050 --grpc-host 127.0.0.1 --grpc-port 9060 \
-    --project test-project > .tollgate/bq-emulator.log 2>&1 &
-  BQ_EMULATOR_PID=$!
-  for _ in $(seq 1 300); do
-    curl -sf "http://$BIGQUERY_EMULATOR_HOST/healthz" >/dev/null 2>&1 && return 0
-    kill -0 "$BQ_EMULATOR_PID" 2>/dev/null || break
-    sleep 0.2
-  done
-  echo "the BigQuery emulator did not start; see .tollgate/bq-emulator.log:" >&2
-  tail -n 20 .tollgate/bq-emulator.log >&2 || true
-  exit 1
+  BQ_EMULATOR_PID=$(HOME="$PWD/.tollgate/bqemu-home" BQEMU_ENABLE_FORMAT_EXTENSIONS=false start_and_wait \
+    "the BigQuery emulator" "http://$BIGQUERY_EMULATOR_HOST/healthz" .tollgate/bq-emulator.log \
+    "$venv/bin/bqemulator" start --rest-host 127.0.0.1 --rest-port 9050 --grpc-host 127.0.0.1 \
+    --grpc-port 9060 --project test-project) || exit 1
 }
 
 stop_bq_emulator() {
-  if [ -n "${BQ_EMULATOR_PID:-}" ]; then
-    kill "$BQ_EMULATOR_PID" 2>/dev/null || true
-    wait "$BQ_EMULATOR_PID" 2>/dev/null || true
-    BQ_EMULATOR_PID=
-  fi
+  stop_pid "${BQ_EMULATOR_PID:-}"
+  BQ_EMULATOR_PID=
 }
 
 # Debian's Chromium, for the dashboard's browser test (installed if missing; needs root

@@ -169,7 +169,7 @@ impl RangeQuery {
             )
                 .into_response()
         };
-        let today = Day::of_ms(now_ms());
+        let today = Day::of_ms(tollgate_store::now_ms());
         let to = match &self.to {
             Some(t) => t.parse::<Day>().map_err(|e| bad("to", e))?,
             None => today,
@@ -256,10 +256,6 @@ async fn subscriptions(_: Reader, State(s): State<DashState>, Query(q): Query<Ra
         .into_response(),
         Err(e) => unavailable(e),
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 fn html_escape(s: &str) -> String {

@@ -131,7 +131,7 @@ pub async fn reconcile_now(
     task_queue: &str,
     req: ReconcileRequest,
 ) -> anyhow::Result<ReconcileOutcome> {
-    let id = format!("revenue-reconcile-{}", now_ms());
+    let id = format!("revenue-reconcile-{}", tollgate_store::now_ms());
     let opts = WorkflowStartOptions::new(task_queue.to_string(), id).build();
     let handle = client.start_workflow(ReconcileWorkflow::run, req, opts).await?;
     Ok(handle.get_result(Default::default()).await?)
@@ -142,8 +142,4 @@ pub fn day_range(from: &str, to: Option<&str>) -> anyhow::Result<DayRange> {
     let from: Day = from.parse().map_err(anyhow::Error::msg)?;
     let to: Day = to.map(str::parse).transpose().map_err(anyhow::Error::msg)?.unwrap_or(from);
     DayRange::new(from, to).map_err(anyhow::Error::msg)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

@@ -69,6 +69,13 @@ impl Db {
         &self.path
     }
 
+    /// Runs `f` with the connection on this thread: for start-up work (schema), not for
+    /// calls from async code.
+    pub fn blocking<T>(&self, f: impl FnOnce(&mut Connection) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let mut guard = self.conn.lock().map_err(|_| anyhow::anyhow!("database connection poisoned"))?;
+        f(&mut guard)
+    }
+
     /// Runs `f` with the connection on the blocking pool.
     pub async fn call<T, F>(&self, f: F) -> anyhow::Result<T>
     where
@@ -84,6 +91,7 @@ impl Db {
     }
 }
 
-pub(crate) fn now_ms() -> i64 {
+/// Wall-clock epoch milliseconds (for I/O code; workflows use workflow time).
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

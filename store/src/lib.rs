@@ -14,7 +14,7 @@ pub mod students;
 use tollgate_workflows::{CourseLink, HotmartEvent, ProductId};
 
 pub use crate::firestore::FirestoreDocs;
-pub use db::Db;
+pub use db::{Db, now_ms};
 pub use grants::{Grants, Release};
 pub use journal::{Appended, Journal, JournalEntry};
 pub use links::Links;

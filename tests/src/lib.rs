@@ -55,9 +55,7 @@ pub fn unique_product() -> i64 {
     (now_ms() % 1_000_000_000) * 100 + N.fetch_add(1, Ordering::Relaxed)
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
-}
+pub use tollgate_store::now_ms;
 
 #[derive(Clone)]
 pub struct StackOptions {
@@ -204,8 +202,14 @@ impl Stack {
 
     pub fn logs(&self) -> String {
         let read = |f: &str| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
+        // Backtrace frames would push the error message itself out of the tail.
+        let frame = |l: &&str| {
+            let t = l.trim_start();
+            t.starts_with("at ") || t.split_once(": ").is_some_and(|(n, _)| n.parse::<u32>().is_ok())
+        };
         let tail = |s: String| {
-            s.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+            let lines: Vec<&str> = s.lines().filter(|l| !frame(l)).collect();
+            lines[lines.len().saturating_sub(40)..].join("\n")
         };
         format!(
             "--- worker.log ---\n{}\n--- starter.log ---\n{}",

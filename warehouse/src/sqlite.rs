@@ -1,7 +1,7 @@
 //! The embedded warehouse: tables in the Tollgate SQLite file.
 
-use rusqlite::{Connection, OptionalExtension, params};
-use tollgate_store::Db;
+use rusqlite::{OptionalExtension, params};
+use tollgate_store::{Db, now_ms};
 use tollgate_workflows::hotmart::Millis;
 use tollgate_workflows::metrics::{
     CourseDay, Currency, DAY_MS, Day, DayRange, DayRollup, KindTotal, SubscriptionDay, SubscriptionFact,
@@ -29,11 +29,9 @@ CREATE TABLE IF NOT EXISTS revenue (
     paid_until      INTEGER
 );
 CREATE INDEX IF NOT EXISTS revenue_time ON revenue(occurred_at);
-DROP INDEX IF EXISTS revenue_currency_time;
 -- Covers the per-course daily sums: the dashboard's GROUP BY reads only this index.
 CREATE INDEX IF NOT EXISTS revenue_daily_cover ON revenue(currency, occurred_at, product_id, kind, gross_minor);
 CREATE INDEX IF NOT EXISTS revenue_txn ON revenue(txn);
-DROP INDEX IF EXISTS revenue_subscription_charges;
 -- Subscription charges by the end of what they pay for (30 days when unknown; the
 -- constant is metrics::DEFAULT_PERIOD_MS and must match the query's expression).
 CREATE INDEX IF NOT EXISTS revenue_subscription_coverage
@@ -84,19 +82,20 @@ impl SqliteWarehouse {
 
     /// Uses an open Tollgate database (creates the warehouse tables if absent).
     pub fn new(db: Db) -> anyhow::Result<Self> {
-        let conn = Connection::open(db.path())?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        // Files from before `paid_until` existed get the column.
-        let has_paid_until = conn
-            .prepare("SELECT 1 FROM pragma_table_info('revenue') WHERE name = 'paid_until'")?
-            .exists([])?;
-        let revenue_exists = conn
-            .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'revenue'")?
-            .exists([])?;
-        if revenue_exists && !has_paid_until {
-            conn.execute_batch("ALTER TABLE revenue ADD COLUMN paid_until INTEGER")?;
-        }
-        conn.execute_batch(SCHEMA)?;
+        db.blocking(|conn| {
+            // Files from before `paid_until` existed get the column.
+            let has_paid_until = conn
+                .prepare("SELECT 1 FROM pragma_table_info('revenue') WHERE name = 'paid_until'")?
+                .exists([])?;
+            let revenue_exists = conn
+                .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'revenue'")?
+                .exists([])?;
+            if revenue_exists && !has_paid_until {
+                conn.execute_batch("ALTER TABLE revenue ADD COLUMN paid_until INTEGER")?;
+            }
+            conn.execute_batch(SCHEMA)?;
+            Ok(())
+        })?;
         Ok(Self { db })
     }
 
@@ -363,8 +362,4 @@ impl SqliteWarehouse {
             })
             .await
     }
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

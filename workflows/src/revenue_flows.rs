@@ -3,14 +3,14 @@
 //! workflow result, so the Temporal UI shows what a run found and did.
 
 use serde::{Deserialize, Serialize};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 use temporalio_common::RetryPolicy;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{ActivityOptions, WorkflowContext, WorkflowContextView, WorkflowResult};
 
 use crate::acts::{Reconcile, ReconcileWindow, RollupDay};
-use crate::hotmart::Millis;
 use crate::metrics::{DAY_MS, Day, DayRollup, ReconcileReport, ReconcileRequest, RollupRequest};
+use crate::workflow::now_ms;
 
 pub const ROLLUP_WORKFLOW_TYPE: &str = "RevenueRollup";
 pub const RECONCILE_WORKFLOW_TYPE: &str = "RevenueReconcile";
@@ -26,10 +26,6 @@ fn opts() -> ActivityOptions {
                 .build(),
         )
         .build()
-}
-
-fn workflow_ms<W>(ctx: &WorkflowContext<W>) -> Millis {
-    ctx.workflow_time().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_millis() as Millis)
 }
 
 /// Rolls up one day: the requested one, or yesterday (UTC) by workflow time.
@@ -49,7 +45,7 @@ impl RollupWorkflow {
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<DayRollup> {
         let day = match ctx.state(|s| s.req.day) {
             Some(day) => day,
-            None => Day::of_ms(workflow_ms(ctx)).prev(),
+            None => Day::of_ms(now_ms(ctx)).prev(),
         };
         Ok(ctx.execute_activity(RollupDay, day, opts()).await?)
     }
@@ -78,7 +74,7 @@ impl ReconcileWorkflow {
     #[run(name = "RevenueReconcile")]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<ReconcileOutcome> {
         let req = ctx.state(|s| s.req.clone());
-        let now = workflow_ms(ctx);
+        let now = now_ms(ctx);
         let (from_ms, to_ms) = match req.range {
             Some(r) => (r.start_ms(), r.end_ms()),
             None => (now - i64::from(req.lookback_days.max(1)) * DAY_MS, now),

@@ -562,7 +562,8 @@ fn upsert_attributes(ctx: &mut WorkflowContext<AccessWorkflow>, v: &Verdict, now
     ctx.state_mut(|s| s.last_attrs = Some(attrs));
 }
 
-fn now_ms(ctx: &WorkflowContext<AccessWorkflow>) -> Millis {
+/// Workflow time (deterministic on replay), epoch ms.
+pub(crate) fn now_ms<W>(ctx: &WorkflowContext<W>) -> Millis {
     ctx.workflow_time().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_millis() as Millis)
 }
 
