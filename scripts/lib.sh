@@ -11,6 +11,21 @@ ensure_temporal() {
   command -v temporal >/dev/null || { echo "temporal CLI not found after install" >&2; exit 1; }
 }
 
+# A full disk shows up as a linker crash ("ld terminated with signal 7 [Bus error]") minutes
+# into the build; say it plainly before starting. A cold debug build of the workspace with
+# its test binaries takes ~5 GB under target/.
+ensure_disk() {
+  local need_gb=${TOLLGATE_MIN_FREE_GB:-8} dir=${CARGO_TARGET_DIR:-target}
+  mkdir -p "$dir"
+  local free_kb
+  free_kb=$(df -Pk "$dir" | awk 'NR==2 {print $4}')
+  if (( free_kb < need_gb * 1024 * 1024 )); then
+    echo "only $((free_kb / 1024 / 1024)) GB free under $dir; the build needs ~${need_gb} GB" >&2
+    echo "(free space, or set TOLLGATE_MIN_FREE_GB lower if you know better)" >&2
+    exit 1
+  fi
+}
+
 # Tollgate's search attributes, as `temporal server start-dev` flags.
 search_attribute_flags() {
   echo --search-attribute BuyerEmail=Keyword --search-attribute ProductId=Keyword \

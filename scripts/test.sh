@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
+ensure_disk
 ensure_temporal
 ensure_chromium
 cargo build --locked --workspace --bins --tests
