@@ -19,6 +19,13 @@ pub struct Settings {
     pub talentlms_api_key: Option<String>,
     /// Cap on TalentLMS calls per second across every worker.
     pub talentlms_max_rps: f64,
+    /// Workflows the worker keeps in memory between tasks (TOLLGATE_MAX_CACHED_WORKFLOWS).
+    /// Ours sleep for days, so a small cache costs a short replay at wake-up and saves
+    /// memory per live subscription.
+    pub max_cached_workflows: usize,
+    /// TOLLGATE_WORKER_MAX_RSS_MB: above this resident size the worker drains and exits (code
+    /// 75) for its supervisor to restart it. Unset: no ceiling.
+    pub worker_max_rss_mb: Option<u64>,
     pub rules: RulesConfig,
 }
 
@@ -32,6 +39,8 @@ impl std::fmt::Debug for Settings {
             .field("talentlms_url", &self.talentlms_url)
             .field("talentlms_api_key", &self.talentlms_api_key.as_ref().map(|_| "<redacted>"))
             .field("talentlms_max_rps", &self.talentlms_max_rps)
+            .field("max_cached_workflows", &self.max_cached_workflows)
+            .field("worker_max_rss_mb", &self.worker_max_rss_mb)
             .field("rules", &self.rules)
             .finish()
     }
@@ -41,6 +50,13 @@ fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+fn number<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
+    match var(name) {
+        Some(v) => v.parse().map_err(|_| anyhow::anyhow!("{name}: {v:?} is not a number")),
+        None => Ok(default),
+    }
+}
+
 fn secs(name: &str, default: u64) -> anyhow::Result<u64> {
     match var(name) {
         Some(v) => parse_secs(&v).map_err(|e| anyhow::anyhow!("{name}: {e}")),
@@ -48,13 +64,15 @@ fn secs(name: &str, default: u64) -> anyhow::Result<u64> {
     }
 }
 
+/// The SDK's default is 1,000. Each cached AccessWorkflow costs the worker ~80 KB (scale
+/// benchmark, README), and a workflow that sleeps until its deadline gains nothing from
+/// staying cached: evicted, it replays its short history when it wakes.
+pub const DEFAULT_MAX_CACHED_WORKFLOWS: usize = 100;
+
 impl Settings {
     pub fn from_env() -> anyhow::Result<Self> {
         let d = RulesConfig::default();
-        let max_rps: f64 = match var("TALENTLMS_MAX_RPS") {
-            Some(v) => v.parse().map_err(|_| anyhow::anyhow!("TALENTLMS_MAX_RPS: {v:?} is not a number"))?,
-            None => 10.0,
-        };
+        let max_rps: f64 = number("TALENTLMS_MAX_RPS", 10.0)?;
         anyhow::ensure!(max_rps > 0.0 && max_rps.is_finite(), "TALENTLMS_MAX_RPS must be positive");
         let db_path: PathBuf = var("TOLLGATE_DB").unwrap_or_else(|| ".tollgate/tollgate.db".into()).into();
         let store = match var("TOLLGATE_STORE").as_deref() {
@@ -86,15 +104,15 @@ impl Settings {
             talentlms_url: var("TALENTLMS_URL").unwrap_or_else(|| "http://127.0.0.1:8089".into()),
             talentlms_api_key: var("TALENTLMS_API_KEY"),
             talentlms_max_rps: max_rps,
+            max_cached_workflows: number("TOLLGATE_MAX_CACHED_WORKFLOWS", DEFAULT_MAX_CACHED_WORKFLOWS)?,
+            worker_max_rss_mb: match var("TOLLGATE_WORKER_MAX_RSS_MB") {
+                Some(_) => Some(number("TOLLGATE_WORKER_MAX_RSS_MB", 0)?),
+                None => None,
+            },
             rules: RulesConfig {
                 link_poll_secs: secs("TOLLGATE_LINK_POLL", d.link_poll_secs)?,
                 retention_secs: secs("TOLLGATE_RETENTION", d.retention_secs)?,
-                max_history: match var("TOLLGATE_MAX_HISTORY") {
-                    Some(v) => v
-                        .parse()
-                        .map_err(|_| anyhow::anyhow!("TOLLGATE_MAX_HISTORY: {v:?} is not a number"))?,
-                    None => d.max_history,
-                },
+                max_history: number("TOLLGATE_MAX_HISTORY", d.max_history)?,
                 talentlms_task_queue: var("TOLLGATE_TALENTLMS_QUEUE").unwrap_or(d.talentlms_task_queue),
                 max_retry_interval_secs: secs("TOLLGATE_MAX_RETRY_INTERVAL", d.max_retry_interval_secs)?,
             },
@@ -125,4 +143,15 @@ pub fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
+
+/// Resolves with the signal's name on SIGTERM (systemd, Kubernetes) or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() -> std::io::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
 }

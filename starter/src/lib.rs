@@ -73,7 +73,8 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<Running> {
         [&cfg.api_token, &cfg.dashboard_token].into_iter().flatten().map(|t| t.as_bytes().to_vec()).collect();
     if !readers.is_empty() {
         let warehouse = tollgate_warehouse::Warehouse::open(&cfg.settings.warehouse).await?;
-        router = router.merge(dashboard::router(dashboard::DashState { warehouse, tokens: Arc::new(readers) }));
+        router =
+            router.merge(dashboard::router(dashboard::DashState { warehouse, tokens: Arc::new(readers) }));
     }
     let listener = TcpListener::bind(cfg.addr).await?;
     let addr = listener.local_addr()?;

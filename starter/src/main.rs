@@ -140,7 +140,8 @@ async fn main() -> anyhow::Result<()> {
             let running =
                 serve(ServeConfig { addr, hottok, api_token, dashboard_token, settings, forward: true })
                     .await?;
-            tokio::signal::ctrl_c().await?;
+            let signal = tollgate_activities::config::shutdown_signal().await?;
+            tracing::info!(signal, "stopping: answering the requests in flight");
             running.stop().await?;
         }
         Cmd::Links { cmd } => {

@@ -185,6 +185,37 @@ impl Stack {
         }
     }
 
+    /// SIGTERM, then waits for the worker to exit by itself.
+    pub async fn terminate_worker(&mut self, within: Duration) -> std::process::ExitStatus {
+        let child = self.worker.take().expect("worker running");
+        self.terminate(child, within).await
+    }
+
+    /// SIGTERM, then waits for the starter to exit by itself.
+    pub async fn terminate_starter(&mut self, within: Duration) -> std::process::ExitStatus {
+        let child = self.starter.take().expect("starter running");
+        self.terminate(child, within).await
+    }
+
+    /// Waits for the worker process to exit and returns how it ended.
+    pub async fn wait_worker_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let child = self.worker.take().expect("worker running");
+        self.wait_exit(child, within).await
+    }
+
+    async fn terminate(&self, child: Child, within: Duration) -> std::process::ExitStatus {
+        let pid = child.id().expect("process running").to_string();
+        assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        self.wait_exit(child, within).await
+    }
+
+    async fn wait_exit(&self, mut child: Child, within: Duration) -> std::process::ExitStatus {
+        match tokio::time::timeout(within, child.wait()).await {
+            Ok(status) => status.unwrap(),
+            Err(_) => panic!("still running after {within:?}\n{}", self.logs()),
+        }
+    }
+
     pub async fn kill_starter(&mut self) {
         if let Some(mut c) = self.starter.take() {
             c.kill().await.unwrap();
@@ -384,7 +415,11 @@ impl Stack {
     }
 
     pub async fn revenue(&self) -> Vec<Value> {
-        self.starter_cmd(&["revenue", "rows"]).await.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        self.starter_cmd(&["revenue", "rows"])
+            .await
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 }
 

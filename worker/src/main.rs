@@ -39,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
         .register_workflow::<RollupWorkflow>()?
         .register_workflow::<ReconcileWorkflow>()?
         .register_activities(store_acts)
+        .max_cached_workflows(settings.max_cached_workflows)
         // A crashed worker's sticky queue holds a timer's task this long before another
         // worker takes it: it bounds how late a deadline fires after a crash.
         .sticky_queue_schedule_to_start_timeout(std::time::Duration::from_secs(3))
@@ -49,10 +50,85 @@ async fn main() -> anyhow::Result<()> {
         .build();
     let mut main_worker = Worker::new(&runtime, client.clone(), main_opts)?;
     let mut talent_worker = Worker::new(&runtime, client, talent_opts)?;
+    let (stop_main, stop_talent) = (main_worker.shutdown_handle(), talent_worker.shutdown_handle());
     tracing::info!(task_queue = %settings.task_queue, talentlms_queue = %settings.rules.talentlms_task_queue, "worker running");
     // Workers are !Send: both run on this task.
-    let (a, b) = tokio::join!(main_worker.run(), talent_worker.run());
-    a?;
-    b?;
+    let run = async {
+        let (a, b) = tokio::join!(main_worker.run(), talent_worker.run());
+        a?;
+        b?;
+        anyhow::Ok(())
+    };
+    tokio::pin!(run);
+    let stop = tokio::select! {
+        r = &mut run => return r,
+        stop = stop_requested(settings.worker_max_rss_mb) => stop?,
+    };
+    // Polling stops; tasks in hand finish and report, so nothing waits for a timeout.
+    tracing::warn!(reason = %stop, "shutting down: finishing in-flight tasks");
+    stop_main();
+    stop_talent();
+    run.await?;
+    tracing::info!("worker stopped");
+    if let Stop::MemoryCeiling { .. } = stop {
+        std::process::exit(EXIT_RESTART_ME);
+    }
     Ok(())
+}
+
+/// EX_TEMPFAIL: the supervisor (systemd `Restart=`, Kubernetes) starts a fresh process.
+const EXIT_RESTART_ME: i32 = 75;
+
+enum Stop {
+    Signal(&'static str),
+    MemoryCeiling { rss_mb: u64, limit_mb: u64 },
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stop::Signal(name) => write!(f, "{name}"),
+            Stop::MemoryCeiling { rss_mb, limit_mb } => write!(
+                f,
+                "resident memory {rss_mb} MB is over TOLLGATE_WORKER_MAX_RSS_MB={limit_mb}; exiting with \
+                 {EXIT_RESTART_ME} to be restarted"
+            ),
+        }
+    }
+}
+
+/// Resolves on SIGTERM/SIGINT, or once resident memory passes the ceiling. The ceiling exists
+/// because the Temporal SDK (1.1.1) keeps ~9 KB per workflow wake-up after eviction (README,
+/// "Worker memory"); a restart returns it, and workers are built to be restarted.
+async fn stop_requested(max_rss_mb: Option<u64>) -> anyhow::Result<Stop> {
+    let ceiling = async {
+        let Some(limit_mb) = max_rss_mb else { return std::future::pending().await };
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
+        loop {
+            every.tick().await;
+            if let Some(rss_mb) = resident_mb()
+                && rss_mb > limit_mb
+            {
+                return Stop::MemoryCeiling { rss_mb, limit_mb };
+            }
+        }
+    };
+    Ok(tokio::select! {
+        signal = tollgate_activities::config::shutdown_signal() => Stop::Signal(signal?),
+        stop = ceiling => stop,
+    })
+}
+
+/// VmRSS of this process from /proc (None where there is no procfs).
+fn resident_mb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024)
 }

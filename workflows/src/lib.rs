@@ -15,5 +15,5 @@ pub mod workflow;
 
 pub use access::{AccessPolicy, AccessState, CourseLink, Facts, Verdict};
 pub use hotmart::{HotmartEvent, ProductId, WorkflowKey};
-pub use workflow::{AccessInput, AccessWorkflow, RulesConfig, Status};
 pub use revenue_flows::{ReconcileWorkflow, RollupWorkflow};
+pub use workflow::{AccessInput, AccessWorkflow, RulesConfig, Status};

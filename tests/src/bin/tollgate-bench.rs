@@ -34,6 +34,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tollgate_simulator::SimConfig;
@@ -946,8 +947,10 @@ async fn ceiling_section(a: &Args) {
 
 async fn scale_section(a: &Args) {
     println!(
-        "\n=== scale: {} subscriptions waiting on a deadline 30 days away (TalentLMS cap {}/s) ===",
-        a.scale, a.scale_max_rps
+        "\n=== scale: {} subscriptions waiting on a deadline 30 days away (TalentLMS cap {}/s, worker cache {}) ===",
+        a.scale,
+        a.scale_max_rps,
+        std::env::var("TOLLGATE_MAX_CACHED_WORKFLOWS").unwrap_or_else(|_| "default".into())
     );
     let run = Run::start(a, false, a.scale_max_rps).await;
     run.stack.link(PLAN, &["103"], &["--policy", "subscription", "--grace", "3d"]).await;
@@ -1037,6 +1040,31 @@ async fn scale_section(a: &Args) {
     println!(
         "  TalentLMS: {} calls, peak {} in any 1 s (cap {}/s)",
         sim.total_calls, sim.max_calls_per_second, a.scale_max_rps
+    );
+    // A status query brings an evicted workflow back into the worker (a replay), as a
+    // renewal day would. Memory that grows here grows with every wake-up, not with the
+    // number of live subscriptions.
+    let started = Instant::now();
+    let ids: Vec<String> = (0..a.scale).map(|i| format!("subscription-{PLAN}-Z{tag}{i}")).collect();
+    let client = run.stack.client().await;
+    let answered = futures::stream::iter(ids)
+        .map(|id| {
+            let handle = client.get_workflow_handle::<tollgate_workflows::AccessWorkflow>(id);
+            async move {
+                let status = tollgate_workflows::AccessWorkflow::status;
+                handle.query(status, (), Default::default()).await.is_ok()
+            }
+        })
+        .buffer_unordered(16)
+        .filter(|ok| futures::future::ready(*ok))
+        .count()
+        .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    println!(
+        "  woke every subscription once (status query, {answered} answered in {:.1} s): worker RSS {} -> {}",
+        started.elapsed().as_secs_f64(),
+        mb(rss_now),
+        mb(proc_status_kb(worker, "VmRSS:"))
     );
 }
 
