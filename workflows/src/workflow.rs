@@ -13,7 +13,7 @@ use temporalio_common::search_attributes::{SearchAttributeKey, SearchAttributeUp
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
     ActivityOptions, CancellableFuture, ContinueAsNewOptions, LocalActivityOptions, SyncWorkflowContext,
-    WorkflowContext, WorkflowContextView, WorkflowResult,
+    TimerOptions, WorkflowContext, WorkflowContextView, WorkflowResult,
 };
 
 use crate::access::{self, AccessState, CourseLink, Facts, KeyKind, Verdict};
@@ -301,7 +301,14 @@ impl AccessWorkflow {
                 ctx.wait_condition(move |s: &Self| s.generation != seen).await?;
                 continue;
             }
-            let timer = ctx.timer(Duration::from_millis(wake_at.saturating_sub(now).max(1) as u64));
+            // The SDK (1.1.1) files a timer's cancel callback, which holds the workflow context,
+            // on the token the timer gets and drops it only when the timer fires. On the
+            // workflow's own token that is a cycle once the run is evicted asleep: its whole
+            // context leaked (~8 KB per wake-up, README "Worker memory"). A child token dies
+            // with this future and still follows workflow cancellation.
+            let token = ctx.cancellation_token().child_token();
+            let sleep = Duration::from_millis(wake_at.saturating_sub(now).max(1) as u64);
+            let timer = ctx.timer(TimerOptions::builder(sleep).cancellation_token(token).build());
             let mut timer = std::pin::pin!(timer);
             temporalio_sdk::workflows::select! {
                 woke = ctx.wait_condition(move |s: &Self| s.generation != seen) => { timer.cancel(); woke?; }
