@@ -98,7 +98,7 @@ impl std::fmt::Display for Stop {
 }
 
 /// Resolves on SIGTERM/SIGINT, or once resident memory passes the ceiling. The ceiling exists
-/// because the Temporal SDK (1.1.1) keeps ~9 KB per workflow wake-up after eviction (README,
+/// because the Temporal SDK (1.1.1) keeps a few KB per workflow wake-up after eviction (README,
 /// "Worker memory"); a restart returns it, and workers are built to be restarted.
 async fn stop_requested(max_rss_mb: Option<u64>) -> anyhow::Result<Stop> {
     let ceiling = async {
