@@ -50,11 +50,13 @@ fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+/// The variable as a number; None when unset.
+fn opt_number<T: std::str::FromStr>(name: &str) -> anyhow::Result<Option<T>> {
+    var(name).map(|v| v.parse().map_err(|_| anyhow::anyhow!("{name}: {v:?} is not a number"))).transpose()
+}
+
 fn number<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
-    match var(name) {
-        Some(v) => v.parse().map_err(|_| anyhow::anyhow!("{name}: {v:?} is not a number")),
-        None => Ok(default),
-    }
+    Ok(opt_number(name)?.unwrap_or(default))
 }
 
 fn secs(name: &str, default: u64) -> anyhow::Result<u64> {
@@ -105,10 +107,7 @@ impl Settings {
             talentlms_api_key: var("TALENTLMS_API_KEY"),
             talentlms_max_rps: max_rps,
             max_cached_workflows: number("TOLLGATE_MAX_CACHED_WORKFLOWS", DEFAULT_MAX_CACHED_WORKFLOWS)?,
-            worker_max_rss_mb: match var("TOLLGATE_WORKER_MAX_RSS_MB") {
-                Some(_) => Some(number("TOLLGATE_WORKER_MAX_RSS_MB", 0)?),
-                None => None,
-            },
+            worker_max_rss_mb: opt_number("TOLLGATE_WORKER_MAX_RSS_MB")?,
             rules: RulesConfig {
                 link_poll_secs: secs("TOLLGATE_LINK_POLL", d.link_poll_secs)?,
                 retention_secs: secs("TOLLGATE_RETENTION", d.retention_secs)?,

@@ -89,6 +89,8 @@ pub struct Stack {
     pub worker: Option<Child>,
     pub starter: Option<Child>,
     pub http: reqwest::Client,
+    /// One connection for every query and poll of this stack.
+    temporal_client: tokio::sync::OnceCell<temporalio_client::Client>,
 }
 
 impl Stack {
@@ -131,6 +133,7 @@ impl Stack {
             worker: None,
             starter: None,
             http: reqwest::Client::new(),
+            temporal_client: Default::default(),
         };
         stack.start_worker();
         stack.start_starter().await;
@@ -352,7 +355,7 @@ impl Stack {
     }
 
     pub async fn client(&self) -> temporalio_client::Client {
-        temporal::client(&self.temporal).await
+        self.temporal_client.get_or_init(|| temporal::client(&self.temporal)).await.clone()
     }
 
     /// Waits for the workflow's current run to finish and returns its result.

@@ -40,6 +40,7 @@ use tokio::sync::Semaphore;
 use tollgate_simulator::SimConfig;
 use tollgate_tests::{HOTTOK, Stack, StackOptions, TemporalServer, now_ms, unique};
 use tollgate_workflows::fixtures::{Sale, cancellation};
+use tollgate_workflows::hotmart::{ProductId, WorkflowKey};
 
 const LIFETIME: i64 = 4_000_001;
 const TERM: i64 = 4_000_002;
@@ -623,6 +624,19 @@ impl Run {
         ]
     }
 
+    /// One line per process: RSS now and its peak.
+    fn print_memory(&self, prefix: &str) {
+        for (name, pid) in self.pids() {
+            if let Some(p) = pid {
+                println!(
+                    "{prefix}{name} (pid {p}): RSS now {}, peak RSS {}",
+                    mb(proc_status_kb(p, "VmRSS:")),
+                    mb(proc_status_kb(p, "VmHWM:"))
+                );
+            }
+        }
+    }
+
     fn pid(&self, name: &str) -> Option<u32> {
         self.pids().into_iter().find(|(n, _)| *n == name).and_then(|(_, p)| p)
     }
@@ -850,15 +864,7 @@ async fn ingress_run(a: &Args, ingress: &str, seed: u64) -> Report {
         "-- TalentLMS simulator: {} calls, peak {} in any 1 s, {} refused; cap {}/s",
         sim.total_calls, sim.max_calls_per_second, sim.rate_limited_calls, a.max_rps
     );
-    for (name, pid) in run.pids() {
-        if let Some(p) = pid {
-            println!(
-                "-- {name} (pid {p}): peak RSS {}, RSS now {}",
-                mb(proc_status_kb(p, "VmHWM:")),
-                mb(proc_status_kb(p, "VmRSS:"))
-            );
-        }
-    }
+    run.print_memory("-- ");
     rep.add("peak RSS worker", mb(run.pid("worker").and_then(|p| proc_status_kb(p, "VmHWM:"))), None);
     rep.add("peak RSS starter", mb(run.pid("starter").and_then(|p| proc_status_kb(p, "VmHWM:"))), None);
     rep.add(
@@ -1011,15 +1017,7 @@ async fn scale_section(a: &Args) {
     let active = temporal_count(&run.temporal.address(), "AccessState='active'");
     let db_after = file_bytes(&run.db);
     println!("  Temporal visibility: {running} running workflows, {active} with AccessState='active'");
-    for (name, pid) in run.pids() {
-        if let Some(p) = pid {
-            println!(
-                "  {name} (pid {p}): RSS now {}, peak RSS {}",
-                mb(proc_status_kb(p, "VmRSS:")),
-                mb(proc_status_kb(p, "VmHWM:"))
-            );
-        }
-    }
+    run.print_memory("  ");
     let rss_now = proc_status_kb(worker, "VmRSS:");
     let hwm = proc_status_kb(worker, "VmHWM:");
     println!(
@@ -1045,15 +1043,13 @@ async fn scale_section(a: &Args) {
     // renewal day would. Memory that grows here grows with every wake-up, not with the
     // number of live subscriptions.
     let started = Instant::now();
-    let ids: Vec<String> = (0..a.scale).map(|i| format!("subscription-{PLAN}-Z{tag}{i}")).collect();
-    let client = run.stack.client().await;
+    let ids = (0..a.scale).map(|i| {
+        WorkflowKey::Subscription { product: ProductId(PLAN), subscriber: format!("Z{tag}{i}") }.workflow_id()
+    });
     let answered = futures::stream::iter(ids)
         .map(|id| {
-            let handle = client.get_workflow_handle::<tollgate_workflows::AccessWorkflow>(id);
-            async move {
-                let status = tollgate_workflows::AccessWorkflow::status;
-                handle.query(status, (), Default::default()).await.is_ok()
-            }
+            let stack = run.stack.clone();
+            async move { stack.status(&id).await.is_some() }
         })
         .buffer_unordered(16)
         .filter(|ok| futures::future::ready(*ok))
