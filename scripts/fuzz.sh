@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes the Hotmart webhook parser (workflows/src/hotmart.rs `parse`) for a bounded time
+# Fuzzes the Hotmart webhook parser (domain/src/hotmart.rs `parse`) for a bounded time
 # (issue 5, "hostile input"). Idempotent: installs cargo-fuzz and the nightly toolchain if
 # missing, reuses the corpus in fuzz/corpus/<target> between runs, runs the known
 # crashers in fuzz/regressions/<target>/ first, keeps new crash inputs in

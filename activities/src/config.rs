@@ -4,8 +4,8 @@
 //! config file, so pointing at a cluster or Temporal Cloud needs no code change.
 
 use std::path::PathBuf;
+use tollgate_domain::duration::parse_secs;
 use tollgate_workflows::RulesConfig;
-use tollgate_workflows::duration::parse_secs;
 
 #[derive(Clone)]
 pub struct Settings {

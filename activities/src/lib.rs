@@ -3,7 +3,7 @@
 //! they are created, and revenue rows are keyed.
 
 pub mod config;
-pub mod reconcile;
+pub mod revenue_reconcile;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,12 +11,12 @@ use std::time::Duration;
 use temporalio_macros::activities;
 use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use tollgate_domain::metrics::{Day, DayRollup, ReconcileReport};
+use tollgate_domain::revenue::RevenueRow;
+use tollgate_domain::{CourseLink, ProductId};
 use tollgate_store::{DocStore, Release, StudentAccess};
 use tollgate_warehouse::Warehouse;
-use tollgate_workflows::acts::{Enrollment, NewStudent, ReconcileWindow};
-use tollgate_workflows::metrics::{Day, DayRollup, ReconcileReport};
-use tollgate_workflows::revenue::RevenueRow;
-use tollgate_workflows::{CourseLink, ProductId};
+use tollgate_workflows::acts::{self, Enrollment, NewStudent, ReconcileWindow};
 
 /// Activities backed by the document store and warehouse; run on the main task queue.
 pub struct StoreActivities {
@@ -26,7 +26,7 @@ pub struct StoreActivities {
 
 #[activities]
 impl StoreActivities {
-    #[activity(name = "load_link")]
+    #[activity(definition = acts::LoadLink)]
     pub async fn load_link(
         self: Arc<Self>,
         _ctx: ActivityContext,
@@ -35,7 +35,7 @@ impl StoreActivities {
         Ok(self.docs.link(product).await?)
     }
 
-    #[activity(name = "record_access")]
+    #[activity(definition = acts::RecordAccess)]
     pub async fn record_access(
         self: Arc<Self>,
         _ctx: ActivityContext,
@@ -44,7 +44,7 @@ impl StoreActivities {
         Ok(self.docs.put_access(a).await?)
     }
 
-    #[activity(name = "record_revenue")]
+    #[activity(definition = acts::RecordRevenue)]
     pub async fn record_revenue(
         self: Arc<Self>,
         _ctx: ActivityContext,
@@ -55,7 +55,7 @@ impl StoreActivities {
         Ok(inserted)
     }
 
-    #[activity(name = "rollup_day")]
+    #[activity(definition = acts::RollupDay)]
     pub async fn rollup_day(
         self: Arc<Self>,
         _ctx: ActivityContext,
@@ -66,13 +66,13 @@ impl StoreActivities {
         Ok(rollup)
     }
 
-    #[activity(name = "reconcile")]
+    #[activity(definition = acts::ReconcileRevenue)]
     pub async fn reconcile(
         self: Arc<Self>,
         _ctx: ActivityContext,
         window: ReconcileWindow,
     ) -> Result<ReconcileReport, ActivityError> {
-        let report = reconcile::run(&self.docs, &self.warehouse, &window).await?;
+        let report = revenue_reconcile::run(&self.docs, &self.warehouse, &window).await?;
         tracing::info!(?report, "revenue reconciliation");
         Ok(report)
     }
@@ -114,7 +114,7 @@ impl Pace {
 
 #[activities]
 impl TalentLmsActivities {
-    #[activity(name = "find_user")]
+    #[activity(definition = acts::FindUser)]
     pub async fn find_user(
         self: Arc<Self>,
         _ctx: ActivityContext,
@@ -125,7 +125,7 @@ impl TalentLmsActivities {
         Ok(user.map(|u| u.id.to_string()))
     }
 
-    #[activity(name = "create_user")]
+    #[activity(definition = acts::CreateUser)]
     pub async fn create_user(
         self: Arc<Self>,
         _ctx: ActivityContext,
@@ -145,7 +145,7 @@ impl TalentLmsActivities {
         }
     }
 
-    #[activity(name = "enroll")]
+    #[activity(definition = acts::Enroll)]
     pub async fn enroll(self: Arc<Self>, _ctx: ActivityContext, e: Enrollment) -> Result<(), ActivityError> {
         // Grant first: if the call below fails and never succeeds, a stale grant only
         // makes a later unenroll keep the course, the safe direction.
@@ -160,7 +160,7 @@ impl TalentLmsActivities {
         Ok(())
     }
 
-    #[activity(name = "unenroll")]
+    #[activity(definition = acts::Unenroll)]
     pub async fn unenroll(
         self: Arc<Self>,
         _ctx: ActivityContext,

@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tollgate_fuzz::hotmart;
+use tollgate_domain::hotmart;
 
 fuzz_target!(|body: &[u8]| {
     match hotmart::parse(body) {

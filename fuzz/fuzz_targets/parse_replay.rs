@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tollgate_fuzz::hotmart;
+use tollgate_domain::hotmart;
 
 fuzz_target!(|body: &[u8]| {
     if let Ok(d) = hotmart::parse(body) {

@@ -17,10 +17,10 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use subtle::ConstantTimeEq;
+use tollgate_domain::duration::{format_secs, parse_secs};
+use tollgate_domain::hotmart::Email;
+use tollgate_domain::{AccessPolicy, CourseLink, ProductId};
 use tollgate_store::{DocStore, StoreError, StudentAccess};
-use tollgate_workflows::duration::{format_secs, parse_secs};
-use tollgate_workflows::hotmart::Email;
-use tollgate_workflows::{AccessPolicy, CourseLink, ProductId};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::ops;

@@ -17,8 +17,8 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use subtle::ConstantTimeEq;
+use tollgate_domain::metrics::{CourseDay, Currency, Day, DayRange, SubscriptionDay};
 use tollgate_warehouse::Warehouse;
-use tollgate_workflows::metrics::{CourseDay, Currency, Day, DayRange, SubscriptionDay};
 
 const PAGE: &str = include_str!("../assets/dashboard.html");
 const CHART_JS: &str = include_str!("../assets/chart-4.6.1.umd.min.js");
@@ -229,7 +229,7 @@ async fn daily(_: Reader, State(s): State<DashState>, Query(q): Query<RangeQuery
     };
     match s.warehouse.course_days(&currency, range).await {
         Ok(courses) => Json(DailyView {
-            exponent: tollgate_workflows::money::exponent(currency.as_str()),
+            exponent: tollgate_domain::money::exponent(currency.as_str()),
             currency,
             from: range.from,
             to: range.to,
@@ -247,7 +247,7 @@ async fn subscriptions(_: Reader, State(s): State<DashState>, Query(q): Query<Ra
     };
     match s.warehouse.subscription_days(&currency, range).await {
         Ok(days) => Json(SubscriptionsView {
-            exponent: tollgate_workflows::money::exponent(currency.as_str()),
+            exponent: tollgate_domain::money::exponent(currency.as_str()),
             currency,
             from: range.from,
             to: range.to,

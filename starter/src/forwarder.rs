@@ -11,8 +11,9 @@ use futures::StreamExt;
 use temporalio_client::{Client, WorkflowIdConflictPolicy, WorkflowStartOptions};
 use tokio::sync::Notify;
 use tollgate_activities::config::{Settings, temporal_client};
+use tollgate_domain::HotmartEvent;
 use tollgate_store::{DocStore, JournalEntry};
-use tollgate_workflows::{AccessInput, AccessWorkflow, HotmartEvent};
+use tollgate_workflows::{AccessInput, AccessWorkflow};
 
 const BATCH: usize = 256;
 const IN_FLIGHT: usize = 32;

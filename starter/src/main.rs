@@ -1,12 +1,12 @@
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use tollgate_activities::config::{Settings, temporal_client};
+use tollgate_domain::metrics::ReconcileRequest;
+use tollgate_domain::{CourseLink, ProductId};
 use tollgate_starter::revenue_ops::{self, ScheduleSettings};
 use tollgate_starter::{ServeConfig, ops, serve};
 use tollgate_store::DocStore;
 use tollgate_warehouse::Warehouse;
-use tollgate_workflows::metrics::ReconcileRequest;
-use tollgate_workflows::{CourseLink, ProductId};
 
 /// Tollgate starter: Hotmart webhook ingress and operator commands.
 #[derive(Parser)]
@@ -192,7 +192,7 @@ async fn main() -> anyhow::Result<()> {
             RevenueCmd::Reconcile { from, to, repair, settle } => {
                 let range = revenue_ops::day_range(&from, to.as_deref())?;
                 let settle_secs =
-                    tollgate_workflows::duration::parse_secs(&settle).map_err(anyhow::Error::msg)?;
+                    tollgate_domain::duration::parse_secs(&settle).map_err(anyhow::Error::msg)?;
                 let req = ReconcileRequest { lookback_days: 0, range: Some(range), repair, settle_secs };
                 let client = temporal_client().await?;
                 let outcome = revenue_ops::reconcile_now(&client, &settings.task_queue, req).await?;

@@ -6,11 +6,10 @@ use temporalio_client::{
     WorkflowSignalOptions, WorkflowStartOptions,
 };
 use tollgate_activities::config::{Settings, temporal_client};
+use tollgate_domain::hotmart::Email;
+use tollgate_domain::{AccessPolicy, CourseLink, ProductId, WorkflowKey};
 use tollgate_store::DocStore;
-use tollgate_workflows::hotmart::Email;
-use tollgate_workflows::{
-    AccessInput, AccessPolicy, AccessWorkflow, CourseLink, ProductId, Status, WorkflowKey,
-};
+use tollgate_workflows::{AccessInput, AccessWorkflow, Status};
 
 /// Saves a link, then wakes the running workflows of that product so purchases waiting
 /// for it proceed at once (they also re-check on their own every `TOLLGATE_LINK_POLL`).
@@ -95,7 +94,7 @@ pub async fn notify_product(client: &Client, product: ProductId) -> anyhow::Resu
 }
 
 pub fn parse_policy(kind: &str, term: Option<&str>, grace: Option<&str>) -> anyhow::Result<AccessPolicy> {
-    use tollgate_workflows::duration::parse_secs;
+    use tollgate_domain::duration::parse_secs;
     let dur = |v: Option<&str>, flag: &str| -> anyhow::Result<u64> {
         let v = v.ok_or_else(|| anyhow::anyhow!("--policy {kind} needs --{flag}"))?;
         parse_secs(v).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))

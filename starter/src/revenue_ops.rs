@@ -8,7 +8,7 @@ use temporalio_client::schedules::{
 };
 use temporalio_client::tonic::Code;
 use temporalio_client::{Client, RpcOptions, WorkflowIdConflictPolicy, WorkflowStartOptions};
-use tollgate_workflows::metrics::{Day, DayRange, DayRollup, ReconcileRequest, RollupRequest};
+use tollgate_domain::metrics::{Day, DayRange, DayRollup, ReconcileRequest, RollupRequest};
 use tollgate_workflows::revenue_flows::ReconcileOutcome;
 use tollgate_workflows::{ReconcileWorkflow, RollupWorkflow};
 

@@ -21,8 +21,8 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
 use tokio::sync::OnceCell;
 use tollgate_activities::config::{Settings, temporal_client};
+use tollgate_domain::{HotmartEvent, hotmart};
 use tollgate_store::{Appended, DocStore};
-use tollgate_workflows::{HotmartEvent, hotmart};
 
 pub const MAX_BODY: usize = 1024 * 1024;
 pub const HOTTOK_HEADER: &str = "x-hotmart-hottok";

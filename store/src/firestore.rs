@@ -49,7 +49,7 @@ use firestore::{FirestoreDb, FirestoreDbOptions, FirestoreWritePrecondition};
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
-use tollgate_workflows::{AccessPolicy, CourseLink, HotmartEvent, ProductId};
+use tollgate_domain::{AccessPolicy, CourseLink, HotmartEvent, ProductId};
 
 use crate::db::now_ms;
 use crate::{Appended, JournalEntry, Release, StoreError, StudentAccess};
@@ -280,10 +280,6 @@ impl FirestoreDocs {
             .await
             .map_err(|e| anyhow::anyhow!("cannot connect to Firestore project {project_id}: {e}"))?;
         Ok(Self { db })
-    }
-
-    pub fn from_db(db: FirestoreDb) -> Self {
-        Self { db }
     }
 
     /// The client, for maintenance and tests.

@@ -7,7 +7,7 @@
 
 use rusqlite::params;
 use tokio::sync::{mpsc, oneshot};
-use tollgate_workflows::HotmartEvent;
+use tollgate_domain::HotmartEvent;
 
 use crate::db::{Db, now_ms};
 

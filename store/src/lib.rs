@@ -11,7 +11,7 @@ pub mod journal;
 pub mod links;
 pub mod students;
 
-use tollgate_workflows::{CourseLink, HotmartEvent, ProductId};
+use tollgate_domain::{CourseLink, HotmartEvent, ProductId};
 
 pub use crate::firestore::FirestoreDocs;
 pub use db::{Db, now_ms};
@@ -29,7 +29,7 @@ pub enum StoreError {
     Other(#[from] anyhow::Error),
 }
 
-pub use tollgate_workflows::acts::StudentAccess;
+pub use tollgate_domain::student::StudentAccess;
 
 /// Which backend, from the environment.
 #[derive(Debug, Clone)]

@@ -1,7 +1,7 @@
 //! Course links: which TalentLMS courses a Hotmart product unlocks, and for how long.
 
 use rusqlite::{OptionalExtension, params};
-use tollgate_workflows::{AccessPolicy, CourseLink, ProductId};
+use tollgate_domain::{AccessPolicy, CourseLink, ProductId};
 
 use crate::StoreError;
 use crate::db::{Db, now_ms};

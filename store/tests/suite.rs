@@ -8,12 +8,12 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use tollgate_domain::fixtures::Sale;
+use tollgate_domain::hotmart::parse;
+use tollgate_domain::{AccessPolicy, CourseLink, HotmartEvent, ProductId};
 use tollgate_store::{
     Appended, Db, DocStore, FirestoreDocs, Journal, Release, SqliteDocs, StoreError, StudentAccess,
 };
-use tollgate_workflows::fixtures::Sale;
-use tollgate_workflows::hotmart::parse;
-use tollgate_workflows::{AccessPolicy, CourseLink, HotmartEvent, ProductId};
 
 fn event(id: &str, txn: &str) -> HotmartEvent {
     let body = Sale::one_off(5, txn, "ana@example.com").event("PURCHASE_APPROVED", id, 1_760_000_000_000);

@@ -1,9 +1,9 @@
 //! Deterministic synthetic revenue rows: a school's sales over a span of days, for the
 //! dashboard's browser test and the warehouse benchmark.
 
-use tollgate_workflows::metrics::{DAY_MS, Day};
-use tollgate_workflows::money::Money;
-use tollgate_workflows::revenue::{RevenueKind, RevenueRow};
+use tollgate_domain::metrics::{DAY_MS, Day};
+use tollgate_domain::money::Money;
+use tollgate_domain::revenue::{RevenueKind, RevenueRow};
 
 /// xorshift64*: reproducible without a dependency.
 struct Rng(u64);

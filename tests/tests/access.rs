@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use tollgate_domain::AccessState;
+use tollgate_domain::fixtures::{Sale, cancellation};
 use tollgate_tests::{Stack, StackOptions, now_ms, unique, unique_product};
-use tollgate_workflows::AccessState;
-use tollgate_workflows::fixtures::{Sale, cancellation};
 
 const WAIT: Duration = Duration::from_secs(25);
 

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tollgate_domain::fixtures::Sale;
 use tollgate_tests::{Stack, StackOptions, now_ms, unique, unique_product};
-use tollgate_workflows::fixtures::Sale;
 
 const WAIT: Duration = Duration::from_secs(25);
 
@@ -121,7 +121,7 @@ async fn link_changes_reach_students_through_their_workflows() {
     // A purchase before any link: it waits, then proceeds once the API creates the link.
     stack.post(&Sale::one_off(p, &txn, &email).event("PURCHASE_APPROVED", &unique("e"), now_ms())).await;
     let wf = format!("purchase-{txn}");
-    stack.wait_status(&wf, WAIT, |s| s.state == tollgate_workflows::AccessState::AwaitingLink).await;
+    stack.wait_status(&wf, WAIT, |s| s.state == tollgate_domain::AccessState::AwaitingLink).await;
     let (code, b) = stack
         .api("POST", "/api/links", Some(json!({"product_id": p, "courses": ["101"], "policy": "lifetime"})))
         .await;

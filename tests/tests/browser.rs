@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
+use tollgate_domain::metrics::Day;
 use tollgate_tests::{DASHBOARD_TOKEN, Stack, StackOptions, now_ms, synthetic};
 use tollgate_warehouse::SqliteWarehouse;
-use tollgate_workflows::metrics::Day;
 
 fn chromium() -> Option<PathBuf> {
     let candidates = [

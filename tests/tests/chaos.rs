@@ -8,12 +8,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tollgate_domain::access::{AccessPolicy, Facts, KeyKind, evaluate};
+use tollgate_domain::fixtures::{Sale, cancellation};
+use tollgate_domain::hotmart::{self, HotmartEvent};
+use tollgate_domain::revenue::row_for;
 use tollgate_simulator::{FaultConfig, SimConfig};
 use tollgate_tests::{Stack, StackOptions, TemporalServer, now_ms, unique};
-use tollgate_workflows::access::{AccessPolicy, Facts, KeyKind, evaluate};
-use tollgate_workflows::fixtures::{Sale, cancellation};
-use tollgate_workflows::hotmart::{self, HotmartEvent};
-use tollgate_workflows::revenue::row_for;
 
 const DAY: i64 = 86_400_000;
 

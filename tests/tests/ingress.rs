@@ -2,8 +2,8 @@
 //! rejected is stored.
 
 use serde_json::json;
+use tollgate_domain::fixtures::Sale;
 use tollgate_tests::{HOTTOK, Stack, StackOptions, now_ms, unique};
-use tollgate_workflows::fixtures::Sale;
 
 async fn journal_entries(stack: &Stack) -> i64 {
     stack.health().await["journal"]["entries"].as_i64().unwrap()

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use tollgate_domain::fixtures::Sale;
 use tollgate_tests::{Stack, StackOptions, TemporalServer, now_ms, unique, unique_product};
-use tollgate_workflows::fixtures::Sale;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_is_acknowledged_while_temporal_is_down_and_delivered_after() {

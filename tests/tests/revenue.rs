@@ -5,12 +5,12 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::Value;
+use tollgate_domain::fixtures::Sale;
+use tollgate_domain::metrics::{DAY_MS, Day, DayRollup};
+use tollgate_domain::money::Money;
+use tollgate_domain::revenue::{RevenueKind, RevenueRow};
 use tollgate_tests::{API_TOKEN, DASHBOARD_TOKEN, Stack, StackOptions, now_ms, unique, unique_product};
 use tollgate_warehouse::{SqliteWarehouse, Warehouse};
-use tollgate_workflows::fixtures::Sale;
-use tollgate_workflows::metrics::{DAY_MS, Day, DayRollup};
-use tollgate_workflows::money::Money;
-use tollgate_workflows::revenue::{RevenueKind, RevenueRow};
 
 const WAIT: Duration = Duration::from_secs(25);
 

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use tollgate_domain::fixtures::Sale;
 use tollgate_simulator::{FaultConfig, SimConfig};
 use tollgate_tests::{Stack, StackOptions, now_ms, unique};
-use tollgate_workflows::fixtures::Sale;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_and_rate_limit_storms_lose_nothing() {

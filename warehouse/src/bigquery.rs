@@ -20,12 +20,12 @@ use gcp_bigquery_client::model::query_parameter_value::QueryParameterValue;
 use gcp_bigquery_client::model::query_request::QueryRequest;
 use gcp_bigquery_client::model::table_row::TableRow;
 use serde_json::Value;
-use tollgate_workflows::hotmart::Millis;
-use tollgate_workflows::metrics::{
+use tollgate_domain::hotmart::Millis;
+use tollgate_domain::metrics::{
     CourseDay, Currency, DAY_MS, Day, DayRange, DayRollup, KindTotal, SubscriptionDay, SubscriptionFact,
 };
-use tollgate_workflows::money::Money;
-use tollgate_workflows::revenue::{RevenueKind, RevenueRow};
+use tollgate_domain::money::Money;
+use tollgate_domain::revenue::{RevenueKind, RevenueRow};
 
 use crate::SubscriptionWindow;
 
@@ -458,7 +458,7 @@ impl BigQueryWarehouse {
 }
 
 /// The reporting views, for BI tools reading BigQuery directly. They state the same
-/// definitions as [`tollgate_workflows::metrics`] (a test compares them).
+/// definitions as [`tollgate_domain::metrics`] (a test compares them).
 fn views(facts: &str, coverage: &str) -> Vec<(&'static str, String)> {
     vec![
         (

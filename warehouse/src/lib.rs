@@ -4,17 +4,17 @@
 //! Two backends chosen by configuration (`TOLLGATE_WAREHOUSE`): embedded SQLite (default,
 //! no server) and BigQuery. Backends only store and fetch; every figure (per-course days,
 //! active subscriptions, MRR, churn) is computed once, in
-//! [`tollgate_workflows::metrics`], from what they fetch.
+//! [`tollgate_domain::metrics`], from what they fetch.
 
 pub mod bigquery;
 pub mod sqlite;
 
-use tollgate_workflows::hotmart::Millis;
-use tollgate_workflows::metrics::{
+use tollgate_domain::hotmart::Millis;
+use tollgate_domain::metrics::{
     self, CourseDay, Currency, Day, DayRange, DayRollup, KindTotal, MAX_PERIOD_MS, SubscriptionDay,
     SubscriptionFact,
 };
-use tollgate_workflows::revenue::RevenueRow;
+use tollgate_domain::revenue::RevenueRow;
 
 pub use bigquery::BigQueryWarehouse;
 pub use sqlite::SqliteWarehouse;

@@ -1,13 +1,13 @@
 //! The embedded warehouse: tables in the Tollgate SQLite file.
 
 use rusqlite::{OptionalExtension, params};
-use tollgate_store::{Db, now_ms};
-use tollgate_workflows::hotmart::Millis;
-use tollgate_workflows::metrics::{
+use tollgate_domain::hotmart::Millis;
+use tollgate_domain::metrics::{
     CourseDay, Currency, DAY_MS, Day, DayRange, DayRollup, KindTotal, SubscriptionDay, SubscriptionFact,
 };
-use tollgate_workflows::money::Money;
-use tollgate_workflows::revenue::{RevenueKind, RevenueRow};
+use tollgate_domain::money::Money;
+use tollgate_domain::revenue::{RevenueKind, RevenueRow};
+use tollgate_store::{Db, now_ms};
 
 use crate::SubscriptionWindow;
 
@@ -33,7 +33,7 @@ CREATE INDEX IF NOT EXISTS revenue_time ON revenue(occurred_at);
 CREATE INDEX IF NOT EXISTS revenue_daily_cover ON revenue(currency, occurred_at, product_id, kind, gross_minor);
 CREATE INDEX IF NOT EXISTS revenue_txn ON revenue(txn);
 -- Subscription charges by the end of what they pay for (30 days when unknown; the
--- constant is metrics::DEFAULT_PERIOD_MS and must match the query's expression).
+-- constant is metrics::FALLBACK_PERIOD_MS and must match the query's expression).
 CREATE INDEX IF NOT EXISTS revenue_subscription_coverage
     ON revenue(currency, COALESCE(paid_until, occurred_at + 2592000000))
     WHERE kind = 'charge' AND subscriber_code IS NOT NULL;
@@ -65,7 +65,7 @@ CREATE TABLE IF NOT EXISTS rollup_day (
 );
 "#;
 
-const _: () = assert!(tollgate_workflows::metrics::DEFAULT_PERIOD_MS == 2_592_000_000);
+const _: () = assert!(tollgate_domain::metrics::FALLBACK_PERIOD_MS == 2_592_000_000);
 
 const COLUMNS: &str = "key, kind, txn, event_id, product_id, buyer_email, subscriber_code, recurrence, \
                        gross_minor, net_minor, currency, occurred_at, paid_until";

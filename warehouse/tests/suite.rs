@@ -7,10 +7,10 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use tollgate_domain::metrics::{Currency, DAY_MS, Day, DayRange, subscription_days};
+use tollgate_domain::money::Money;
+use tollgate_domain::revenue::{RevenueKind, RevenueRow};
 use tollgate_warehouse::{BigQueryWarehouse, Warehouse};
-use tollgate_workflows::metrics::{Currency, DAY_MS, Day, DayRange, subscription_days};
-use tollgate_workflows::money::Money;
-use tollgate_workflows::revenue::{RevenueKind, RevenueRow};
 
 struct Fixture {
     w: Warehouse,
@@ -183,7 +183,7 @@ async fn subscriptions_active_mrr_churn(w: Warehouse) {
     let facts: Vec<_> = rows
         .iter()
         .filter(|r| r.subscriber_code.is_some() || r.kind != RevenueKind::Charge)
-        .map(|r| tollgate_workflows::metrics::SubscriptionFact {
+        .map(|r| tollgate_domain::metrics::SubscriptionFact {
             product_id: r.product_id,
             subscriber_code: r.subscriber_code.clone(),
             transaction: r.transaction.clone(),
@@ -200,7 +200,7 @@ async fn subscriptions_active_mrr_churn(w: Warehouse) {
 }
 
 /// The BigQuery reporting views state the same definitions as the Rust figures.
-async fn views_agree(bq: &BigQueryWarehouse, days: &[tollgate_workflows::metrics::SubscriptionDay]) {
+async fn views_agree(bq: &BigQueryWarehouse, days: &[tollgate_domain::metrics::SubscriptionDay]) {
     let (p, d) = bq.dataset_path();
     let (rows, _) = bq
         .query(

@@ -5,9 +5,11 @@
 use serde::{Deserialize, Serialize};
 use temporalio_common::ActivityDefinition;
 
-use crate::access::CourseLink;
-use crate::hotmart::ProductId;
-use crate::revenue::RevenueRow;
+use tollgate_domain::access::CourseLink;
+use tollgate_domain::hotmart::ProductId;
+use tollgate_domain::metrics::{Day, DayRollup, ReconcileReport};
+use tollgate_domain::revenue::RevenueRow;
+use tollgate_domain::student::StudentAccess;
 
 macro_rules! activity {
     ($(#[$m:meta])* $marker:ident, $name:literal, $input:ty => $output:ty) => {
@@ -72,24 +74,6 @@ activity!(
     /// course ("not enrolled" is success). Returns what happened, for the decision log.
     Unenroll, "unenroll", Enrollment => String
 );
-/// One student's access through one workflow (a purchase or a subscription), as the
-/// document store keeps it for the API and operators.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StudentAccess {
-    pub email: String,
-    pub workflow_id: String,
-    pub product_id: i64,
-    pub talentlms_user_id: Option<String>,
-    /// `AccessState` as text (`active`, `grace`, `revoked`, ...).
-    pub state: String,
-    pub entitled: bool,
-    pub until: Option<i64>,
-    pub courses: Vec<String>,
-    pub reason: String,
-    /// Workflow time of the decision, epoch ms.
-    pub updated_at: i64,
-}
-
 activity!(
     /// Upserts the student's access record (newer decisions win).
     RecordAccess, "record_access", StudentAccess => ()
@@ -113,9 +97,9 @@ pub struct ReconcileWindow {
 
 activity!(
     /// Computes and writes the daily rollup of one day (replacing any earlier one).
-    RollupDay, "rollup_day", crate::metrics::Day => crate::metrics::DayRollup
+    RollupDay, "rollup_day", Day => DayRollup
 );
 activity!(
     /// Compares revenue rows with the webhook journal over a window; repairs on request.
-    Reconcile, "reconcile", ReconcileWindow => crate::metrics::ReconcileReport
+    ReconcileRevenue, "reconcile", ReconcileWindow => ReconcileReport
 );

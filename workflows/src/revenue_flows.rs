@@ -8,9 +8,9 @@ use temporalio_common::RetryPolicy;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{ActivityOptions, WorkflowContext, WorkflowContextView, WorkflowResult};
 
-use crate::acts::{Reconcile, ReconcileWindow, RollupDay};
-use crate::metrics::{DAY_MS, Day, DayRollup, ReconcileReport, ReconcileRequest, RollupRequest};
+use crate::acts::{ReconcileRevenue, ReconcileWindow, RollupDay};
 use crate::workflow::now_ms;
+use tollgate_domain::metrics::{DAY_MS, Day, DayRollup, ReconcileReport, ReconcileRequest, RollupRequest};
 
 pub const ROLLUP_WORKFLOW_TYPE: &str = "RevenueRollup";
 pub const RECONCILE_WORKFLOW_TYPE: &str = "RevenueReconcile";
@@ -41,7 +41,7 @@ impl RollupWorkflow {
         Self { req }
     }
 
-    #[run(name = "RevenueRollup")]
+    #[run(name = ROLLUP_WORKFLOW_TYPE)]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<DayRollup> {
         let day = match ctx.state(|s| s.req.day) {
             Some(day) => day,
@@ -71,7 +71,7 @@ impl ReconcileWorkflow {
         Self { req }
     }
 
-    #[run(name = "RevenueReconcile")]
+    #[run(name = RECONCILE_WORKFLOW_TYPE)]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<ReconcileOutcome> {
         let req = ctx.state(|s| s.req.clone());
         let now = now_ms(ctx);
@@ -85,7 +85,7 @@ impl ReconcileWorkflow {
             repair: req.repair,
             settled_before_ms: now - (req.settle_secs as i64) * 1000,
         };
-        let report = ctx.execute_activity(Reconcile, window, opts()).await?;
+        let report = ctx.execute_activity(ReconcileRevenue, window, opts()).await?;
         Ok(ReconcileOutcome { summary: summarize(&report), report })
     }
 }

@@ -16,14 +16,18 @@ use temporalio_sdk::{
     TimerOptions, WorkflowContext, WorkflowContextView, WorkflowResult,
 };
 
-use crate::access::{self, AccessState, CourseLink, Facts, KeyKind, Verdict};
 use crate::acts::{
-    CreateUser, Enroll, Enrollment, FindUser, LoadLink, NewStudent, RecordAccess, RecordRevenue,
-    StudentAccess, StudentRef, Unenroll,
+    CreateUser, Enroll, Enrollment, FindUser, LoadLink, NewStudent, RecordAccess, RecordRevenue, StudentRef,
+    Unenroll,
 };
-use crate::hotmart::{HotmartEvent, Millis, WorkflowKey};
-use crate::revenue;
+use tollgate_domain::access::{self, AccessState, CourseLink, Facts, KeyKind, Verdict};
+use tollgate_domain::duration::secs_to_ms;
+use tollgate_domain::hotmart::{HotmartEvent, Millis, WorkflowKey};
+use tollgate_domain::lifecycle::{self, Next, Pass, Timing};
+use tollgate_domain::revenue;
+use tollgate_domain::student::StudentAccess;
 
+// Names on the wire (histories, the Temporal UI, other SDKs), used by the registration below.
 pub const WORKFLOW_TYPE: &str = "AccessWorkflow";
 pub const SIGNAL_EVENT: &str = "hotmart_event";
 pub const SIGNAL_LINK_CHANGED: &str = "link_changed";
@@ -170,20 +174,20 @@ impl AccessWorkflow {
         }
     }
 
-    #[signal(name = "hotmart_event")]
+    #[signal(name = SIGNAL_EVENT)]
     pub fn on_event(&mut self, _ctx: &mut SyncWorkflowContext<Self>, event: HotmartEvent) {
         self.c.inbox.push(event);
         self.generation += 1;
     }
 
     /// Sent when the product's course link was added or changed.
-    #[signal(name = "link_changed")]
+    #[signal(name = SIGNAL_LINK_CHANGED)]
     pub fn on_link_changed(&mut self, _ctx: &mut SyncWorkflowContext<Self>, _unit: ()) {
         self.link_stale = true;
         self.generation += 1;
     }
 
-    #[query(name = "status")]
+    #[query(name = QUERY_STATUS)]
     pub fn status(&self, ctx: &WorkflowContextView) -> Status {
         let v = self.verdict.clone();
         Status {
@@ -208,52 +212,20 @@ impl AccessWorkflow {
         }
     }
 
-    #[run(name = "AccessWorkflow")]
+    /// One pass per wake-up: fold new events, decide, make TalentLMS match, record, then
+    /// finish or sleep until the next deadline or signal.
+    #[run(name = WORKFLOW_TYPE)]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<Outcome> {
         let cfg = ctx.state(|s| s.config.clone());
         loop {
-            // Any signal after this point wakes the wait at the end of this pass.
+            // Any signal after this point wakes the sleep at the end of this pass.
             let seen = ctx.state(|s| s.generation);
             let now = now_ms(ctx);
-            // Fold new events; record the revenue each one implies.
-            let fresh = ctx.state_mut(|s| {
-                let inbox = std::mem::take(&mut s.c.inbox);
-                let fresh: Vec<HotmartEvent> = inbox.into_iter().filter(|e| s.c.facts.apply(e)).collect();
-                if !fresh.is_empty() {
-                    s.c.last_change = Some(now);
-                }
-                fresh
-            });
-
-            let product = ctx.state(|s| s.c.facts.product_id);
-            // Re-read when told to, and on every pass while none is known (the poll).
-            let reload = ctx.state(|s| s.link_stale || s.c.link.is_none());
-            if let (Some(product), true) = (product, reload) {
-                let link = ctx.execute_local_activity(LoadLink, product, local_opts(&cfg)).await?;
-                ctx.state_mut(|s| {
-                    if link.is_some() {
-                        s.c.link = link;
-                    }
-                    s.link_stale = false;
-                });
-            }
-
+            let fresh = ctx.state_mut(|s| s.fold_inbox(now));
+            refresh_link(ctx, &cfg).await?;
             let now = now_ms(ctx);
             let verdict = ctx.state(|s| s.verdict_at(now));
-            let desired: BTreeSet<String> = match (&verdict.entitled, ctx.state(|s| s.c.link.clone())) {
-                (true, Some(link)) => link.courses.into_iter().collect(),
-                _ => BTreeSet::new(),
-            };
-            // A run that starts revoked (e.g. a chargeback after an earlier, completed run
-            // enrolled the student) releases the link's courses once; grants make that a
-            // no-op where this workflow never enrolled anyone.
-            let sweep: BTreeSet<String> = ctx.state(|s| match &s.c.link {
-                Some(l) if verdict.state == AccessState::Revoked && s.c.enrolled.is_empty() && !s.c.swept => {
-                    l.courses.iter().cloned().collect()
-                }
-                _ => BTreeSet::new(),
-            });
-            let actions = reconcile(ctx, &cfg, &desired, &sweep).await?;
+            let actions = sync_enrolments(ctx, &cfg, &verdict).await?;
             if let Some(record) = ctx.state_mut(|s| s.note(now, &verdict, actions)) {
                 ctx.execute_local_activity(RecordAccess, record, local_opts(&cfg)).await?;
             }
@@ -262,58 +234,17 @@ impl AccessWorkflow {
             for row in fresh.iter().filter_map(revenue::row_for) {
                 ctx.execute_local_activity(RecordRevenue, row, local_opts(&cfg)).await?;
             }
-
-            let (reconciled, has_inbox) =
-                ctx.state(|s| (s.attention.is_none() && s.c.enrolled == desired, !s.c.inbox.is_empty()));
-            if has_inbox {
-                continue;
-            }
-            let quiet_until =
-                ctx.state(|s| s.c.last_change.unwrap_or(now)).saturating_add(ms(cfg.retention_secs));
-            if reconciled && verdict.settled {
-                return Ok(ctx.state(|s| s.outcome(&verdict)));
-            }
-            let waiting = matches!(verdict.state, AccessState::AwaitingLink);
-            if reconciled && !verdict.entitled && !waiting && now >= quiet_until {
-                return Ok(ctx.state(|s| s.outcome(&verdict)));
-            }
+            let wake = match ctx.state(|s| s.next_step(&verdict, now)) {
+                Next::Again => continue,
+                Next::Finish => return Ok(ctx.state(|s| s.outcome(&verdict))),
+                Next::SleepUntil(at) => Some(at),
+                Next::WaitForSignal => None,
+            };
             if ctx.continue_as_new_suggested() || ctx.history_length() >= cfg.max_history {
-                let next = ctx.state(|s| AccessInput {
-                    key: s.key.clone(),
-                    config: s.config.clone(),
-                    carried: Some(Carried { runs: s.c.runs + 1, ..s.c.clone() }),
-                });
+                let next = ctx.state(|s| s.continued());
                 ctx.continue_as_new(next, ContinueAsNewOptions::default())?;
             }
-
-            let wake_at = if !reconciled {
-                now + ms(cfg.max_retry_interval_secs)
-            } else if waiting {
-                now + ms(cfg.link_poll_secs)
-            } else if let Some(until) = verdict.until {
-                until
-            } else if verdict.entitled {
-                Millis::MAX
-            } else {
-                quiet_until
-            };
-            if wake_at == Millis::MAX {
-                ctx.wait_condition(move |s: &Self| s.generation != seen).await?;
-                continue;
-            }
-            // The SDK (1.1.1) files a timer's cancel callback, which holds the workflow context,
-            // on the token the timer gets and drops it only when the timer fires. On the
-            // workflow's own token that is a cycle once the run is evicted asleep: its whole
-            // context leaked (~8 KB per wake-up, README "Worker memory"). A child token dies
-            // with this future and still follows workflow cancellation.
-            let token = ctx.cancellation_token().child_token();
-            let sleep = Duration::from_millis(wake_at.saturating_sub(now).max(1) as u64);
-            let timer = ctx.timer(TimerOptions::builder(sleep).cancellation_token(token).build());
-            let mut timer = std::pin::pin!(timer);
-            temporalio_sdk::workflows::select! {
-                woke = ctx.wait_condition(move |s: &Self| s.generation != seen) => { timer.cancel(); woke?; }
-                _ = timer.as_mut() => {}
-            };
+            sleep(ctx, seen, now, wake).await?;
         }
     }
 }
@@ -326,25 +257,60 @@ fn changed_verdict(old: Option<&Verdict>, v: &Verdict) -> bool {
 
 impl AccessWorkflow {
     fn verdict_at(&self, now: Millis) -> Verdict {
+        access::verdict(&self.c.facts, self.c.link.as_ref(), KeyKind::from(&self.key), now)
+    }
+
+    /// Folds the inbox into the facts; returns the events that were new.
+    fn fold_inbox(&mut self, now: Millis) -> Vec<HotmartEvent> {
+        let inbox = std::mem::take(&mut self.c.inbox);
+        let fresh: Vec<HotmartEvent> = inbox.into_iter().filter(|e| self.c.facts.apply(e)).collect();
+        if !fresh.is_empty() {
+            self.c.last_change = Some(now);
+        }
+        fresh
+    }
+
+    /// The courses the verdict entitles the student to.
+    fn desired(&self, v: &Verdict) -> BTreeSet<String> {
+        match (v.entitled, &self.c.link) {
+            (true, Some(link)) => link.courses.iter().cloned().collect(),
+            _ => BTreeSet::new(),
+        }
+    }
+
+    /// A run that starts revoked (e.g. a chargeback after an earlier, completed run
+    /// enrolled the student) releases the link's courses once; grants make that a no-op
+    /// where this workflow never enrolled anyone.
+    fn sweep(&self, v: &Verdict) -> BTreeSet<String> {
         match &self.c.link {
-            Some(link) => access::evaluate(&self.c.facts, &link.policy, key_kind(&self.key), now),
-            None if self.c.facts.approvals.is_empty() && self.c.facts.product_id.is_none() => Verdict {
-                state: AccessState::AwaitingPayment,
-                entitled: false,
-                until: None,
-                settled: false,
-                reason: "no events yet".into(),
-            },
-            None => Verdict {
-                state: AccessState::AwaitingLink,
-                entitled: false,
-                until: None,
-                settled: false,
-                reason: format!(
-                    "product {} has no course link yet; add one with `starter links add`",
-                    self.c.facts.product_id.map_or("?".into(), |p| p.to_string())
-                ),
-            },
+            Some(l) if v.state == AccessState::Revoked && self.c.enrolled.is_empty() && !self.c.swept => {
+                l.courses.iter().cloned().collect()
+            }
+            _ => BTreeSet::new(),
+        }
+    }
+
+    fn next_step(&self, v: &Verdict, now: Millis) -> Next {
+        let pass = Pass {
+            verdict: v,
+            in_sync: self.attention.is_none() && self.c.enrolled == self.desired(v),
+            inbox_pending: !self.c.inbox.is_empty(),
+            now,
+            last_change: self.c.last_change.unwrap_or(now),
+        };
+        let timing = Timing {
+            retention_ms: secs_to_ms(self.config.retention_secs),
+            retry_ms: secs_to_ms(self.config.max_retry_interval_secs),
+            link_poll_ms: secs_to_ms(self.config.link_poll_secs),
+        };
+        lifecycle::next(pass, timing)
+    }
+
+    fn continued(&self) -> AccessInput {
+        AccessInput {
+            key: self.key.clone(),
+            config: self.config.clone(),
+            carried: Some(Carried { runs: self.c.runs + 1, ..self.c.clone() }),
         }
     }
 
@@ -409,15 +375,60 @@ impl AccessWorkflow {
     }
 }
 
-/// Makes TalentLMS match `desired`, also releasing `sweep` (courses this run may not know
-/// it holds). Permanent failures are reported on the status (and retried later) instead of
-/// failing the run, so no payment state is lost.
-async fn reconcile(
+/// Re-reads the product's course link when told to (first pass, `link_changed`) and on
+/// every pass while none is known (the poll).
+async fn refresh_link(ctx: &mut WorkflowContext<AccessWorkflow>, cfg: &RulesConfig) -> WorkflowResult<()> {
+    let product = ctx.state(|s| s.c.facts.product_id);
+    let reload = ctx.state(|s| s.link_stale || s.c.link.is_none());
+    if let (Some(product), true) = (product, reload) {
+        let link = ctx.execute_local_activity(LoadLink, product, local_opts(cfg)).await?;
+        ctx.state_mut(|s| {
+            if link.is_some() {
+                s.c.link = link;
+            }
+            s.link_stale = false;
+        });
+    }
+    Ok(())
+}
+
+/// Sleeps until `wake` (forever when `None`) or the next signal after generation `seen`.
+async fn sleep(
+    ctx: &mut WorkflowContext<AccessWorkflow>,
+    seen: u64,
+    now: Millis,
+    wake: Option<Millis>,
+) -> WorkflowResult<()> {
+    let Some(wake_at) = wake else {
+        ctx.wait_condition(move |s: &AccessWorkflow| s.generation != seen).await?;
+        return Ok(());
+    };
+    // The SDK (1.1.1) files a timer's cancel callback, which holds the workflow context,
+    // on the token the timer gets and drops it only when the timer fires. On the
+    // workflow's own token that is a cycle once the run is evicted asleep: its whole
+    // context leaked (~8 KB per wake-up, README "Worker memory"). A child token dies
+    // with this future and still follows workflow cancellation.
+    let token = ctx.cancellation_token().child_token();
+    let sleep = Duration::from_millis(wake_at.saturating_sub(now).max(1) as u64);
+    let timer = ctx.timer(TimerOptions::builder(sleep).cancellation_token(token).build());
+    let mut timer = std::pin::pin!(timer);
+    temporalio_sdk::workflows::select! {
+        woke = ctx.wait_condition(move |s: &AccessWorkflow| s.generation != seen) => { timer.cancel(); woke?; }
+        _ = timer.as_mut() => {}
+    };
+    Ok(())
+}
+
+/// TalentLMS enrolment sync: makes TalentLMS match the verdict's courses, also releasing
+/// the sweep (courses this run may not know it holds). Permanent failures are reported on
+/// the status (and retried later) instead of failing the run, so no payment state is lost.
+async fn sync_enrolments(
     ctx: &mut WorkflowContext<AccessWorkflow>,
     cfg: &RulesConfig,
-    desired: &BTreeSet<String>,
-    sweep: &BTreeSet<String>,
+    verdict: &Verdict,
 ) -> WorkflowResult<Vec<String>> {
+    let (desired, sweep) = ctx.state(|s| (s.desired(verdict), s.sweep(verdict)));
+    let (desired, sweep) = (&desired, &sweep);
     let current = ctx.state(|s| s.c.enrolled.clone());
     let to_add: Vec<String> = desired.difference(&current).cloned().collect();
     let to_remove: Vec<String> = current.union(sweep).filter(|c| !desired.contains(*c)).cloned().collect();
@@ -574,10 +585,6 @@ pub(crate) fn now_ms<W>(ctx: &WorkflowContext<W>) -> Millis {
     ctx.workflow_time().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_millis() as Millis)
 }
 
-fn ms(secs: u64) -> Millis {
-    i64::try_from(secs).unwrap_or(i64::MAX / 1000).saturating_mul(1000)
-}
-
 fn retry(cfg: &RulesConfig) -> RetryPolicy {
     RetryPolicy::builder()
         .initial_interval(Duration::from_millis(500))
@@ -603,8 +610,4 @@ fn talentlms_opts(cfg: &RulesConfig) -> ActivityOptions {
         .task_queue(cfg.talentlms_task_queue.clone())
         .retry_policy(retry(cfg))
         .build()
-}
-
-pub fn key_kind(key: &WorkflowKey) -> KeyKind {
-    if key.is_subscription() { KeyKind::Subscription } else { KeyKind::Purchase }
 }

@@ -37,10 +37,10 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::Semaphore;
+use tollgate_domain::fixtures::{Sale, cancellation};
+use tollgate_domain::hotmart::{ProductId, WorkflowKey};
 use tollgate_simulator::SimConfig;
 use tollgate_tests::{HOTTOK, Stack, StackOptions, TemporalServer, now_ms, unique};
-use tollgate_workflows::fixtures::{Sale, cancellation};
-use tollgate_workflows::hotmart::{ProductId, WorkflowKey};
 
 const LIFETIME: i64 = 4_000_001;
 const TERM: i64 = 4_000_002;
@@ -906,7 +906,7 @@ async fn ceiling_section(a: &Args) {
         let (deliveries, _) = stream(a.ceiling, 0.0, 0.0, &mut rng, &format!("{tag}{conc}"));
         let events: Vec<_> = deliveries
             .iter()
-            .map(|d| tollgate_workflows::hotmart::parse(d.body.as_bytes()).unwrap().event)
+            .map(|d| tollgate_domain::hotmart::parse(d.body.as_bytes()).unwrap().event)
             .collect();
         let cpu = Cpu::start(&[
             ("temporal", temporal_pids().first().copied()),

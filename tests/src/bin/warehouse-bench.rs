@@ -6,9 +6,9 @@
 
 use std::time::{Duration, Instant};
 
+use tollgate_domain::metrics::{Currency, Day, DayRange};
 use tollgate_tests::synthetic;
 use tollgate_warehouse::{SqliteWarehouse, Warehouse};
-use tollgate_workflows::metrics::{Currency, Day, DayRange};
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0

@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use tollgate_domain::metrics::{DAY_MS, ReconcileReport};
+use tollgate_domain::revenue::{RevenueRow, row_for};
 use tollgate_store::DocStore;
 use tollgate_warehouse::Warehouse;
 use tollgate_workflows::acts::ReconcileWindow;
-use tollgate_workflows::metrics::{DAY_MS, ReconcileReport};
-use tollgate_workflows::revenue::{RevenueRow, row_for};
 
 /// Journal entries are read from this long before the window: a charge's row carries its
 /// approval time, which can precede the webhook's arrival.

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::hotmart::{Buyer, EventId, EventKind, HotmartEvent, Millis, Plan, ProductId};
+use crate::duration::{format_secs, secs_to_ms};
+use crate::hotmart::{Buyer, EventId, EventKind, HotmartEvent, Millis, Plan, ProductId, WorkflowKey};
 
 /// How long a product grants access.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,10 +31,10 @@ impl fmt::Display for AccessPolicy {
         match self {
             Self::Lifetime => f.write_str("lifetime"),
             Self::FixedTerm { term_secs } => {
-                write!(f, "fixed_term {}", crate::duration::format_secs(*term_secs))
+                write!(f, "fixed_term {}", format_secs(*term_secs))
             }
             Self::Subscription { grace_secs } => {
-                write!(f, "subscription (grace {})", crate::duration::format_secs(*grace_secs))
+                write!(f, "subscription (grace {})", format_secs(*grace_secs))
             }
         }
     }
@@ -258,9 +259,35 @@ pub enum KeyKind {
     Purchase,
 }
 
-/// Used when a subscription states no next charge date at all (never seen from Hotmart).
-const FALLBACK_PERIOD_MS: Millis = 31 * 24 * 3600 * 1000;
+impl From<&WorkflowKey> for KeyKind {
+    fn from(key: &WorkflowKey) -> Self {
+        if key.is_subscription() { KeyKind::Subscription } else { KeyKind::Purchase }
+    }
+}
 
+/// How long a subscription charge pays for when no event states its next charge date
+/// (never seen from Hotmart). Access and the revenue figures use this one value.
+pub const FALLBACK_PERIOD_MS: Millis = 30 * 86_400_000;
+
+/// The verdict for one key: [`evaluate`] once the product's course link is known; until
+/// then the purchase waits, for its first event or for staff to link the product.
+pub fn verdict(facts: &Facts, link: Option<&CourseLink>, key: KeyKind, now: Millis) -> Verdict {
+    match link {
+        Some(link) => evaluate(facts, &link.policy, key, now),
+        None if facts.approvals.is_empty() && facts.product_id.is_none() => {
+            Verdict::off(AccessState::AwaitingPayment, "no events yet".into())
+        }
+        None => Verdict::off(
+            AccessState::AwaitingLink,
+            format!(
+                "product {} has no course link yet; add one with `starter links add`",
+                facts.product_id.map_or("?".into(), |p| p.to_string())
+            ),
+        ),
+    }
+}
+
+/// The rules once the product's policy is known.
 pub fn evaluate(facts: &Facts, policy: &AccessPolicy, key: KeyKind, now: Millis) -> Verdict {
     let Some((txn, approval)) = facts.latest_approval() else {
         if let Some((t, (r, _))) = facts.reversals.iter().next() {
@@ -296,10 +323,7 @@ pub fn evaluate(facts: &Facts, policy: &AccessPolicy, key: KeyKind, now: Millis)
                 now,
                 until,
                 AccessState::Active,
-                format!(
-                    "fixed term of {} from approval of {paid_by}",
-                    crate::duration::format_secs(*term_secs)
-                ),
+                format!("fixed term of {} from approval of {paid_by}", format_secs(*term_secs)),
             )
         }
         AccessPolicy::Subscription { grace_secs } => {
@@ -337,7 +361,7 @@ pub fn evaluate(facts: &Facts, policy: &AccessPolicy, key: KeyKind, now: Millis)
                         format!(
                             "renewal overdue since {}; grace of {}",
                             fmt_ms(d.at.min(paid_until)),
-                            crate::duration::format_secs(*grace_secs)
+                            format_secs(*grace_secs)
                         ),
                     )
                 }
@@ -351,7 +375,7 @@ pub fn evaluate(facts: &Facts, policy: &AccessPolicy, key: KeyKind, now: Millis)
                         format!(
                             "paid until {} by {paid_by}, plus grace of {}",
                             fmt_ms(paid_until),
-                            crate::duration::format_secs(*grace_secs)
+                            format_secs(*grace_secs)
                         ),
                     )
                 }
@@ -372,10 +396,6 @@ impl Verdict {
             Self::off(AccessState::Expired, format!("ended at {}: {reason}", fmt_ms(until)))
         }
     }
-}
-
-fn secs_to_ms(s: u64) -> Millis {
-    i64::try_from(s).unwrap_or(i64::MAX / 1000).saturating_mul(1000)
 }
 
 pub fn fmt_ms(ms: Millis) -> String {

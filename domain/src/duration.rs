@@ -18,6 +18,12 @@ pub fn parse_secs(s: &str) -> Result<u64, String> {
     n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too long"))
 }
 
+/// Seconds (configuration, policies) to epoch-millisecond arithmetic, saturating so a
+/// huge configured value means "practically never" instead of wrapping.
+pub fn secs_to_ms(secs: u64) -> i64 {
+    i64::try_from(secs).unwrap_or(i64::MAX / 1000).saturating_mul(1000)
+}
+
 pub fn format_secs(s: u64) -> String {
     for (unit, size) in [("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60)] {
         if s >= size && s % size == 0 {
@@ -44,5 +50,7 @@ mod tests {
         assert!(parse_secs("3 days").is_err());
         assert!(parse_secs("").is_err());
         assert!(parse_secs("99999999999999999999w").is_err());
+        assert_eq!(secs_to_ms(3), 3000);
+        assert_eq!(secs_to_ms(u64::MAX), (i64::MAX / 1000) * 1000);
     }
 }

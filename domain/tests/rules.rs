@@ -2,9 +2,12 @@
 //! built in Hotmart's wire format and goes through the real parser first.
 
 use serde_json::Value;
-use tollgate_workflows::access::{AccessPolicy, AccessState, Facts, KeyKind, evaluate};
-use tollgate_workflows::fixtures::{Sale, cancellation, charge_date_update, switch_plan};
-use tollgate_workflows::hotmart::{self, HotmartEvent, Millis};
+use tollgate_domain::access::{
+    AccessPolicy, AccessState, CourseLink, FALLBACK_PERIOD_MS, Facts, KeyKind, evaluate, verdict,
+};
+use tollgate_domain::fixtures::{Sale, cancellation, charge_date_update, switch_plan};
+use tollgate_domain::hotmart::ProductId;
+use tollgate_domain::hotmart::{self, HotmartEvent, Millis};
 
 const T0: Millis = 1_760_000_000_000;
 const DAY: Millis = 86_400_000;
@@ -29,7 +32,8 @@ fn sub(rec: u32, txn: &str, next: Millis) -> Sale {
 struct Case {
     name: &'static str,
     events: Vec<HotmartEvent>,
-    policy: AccessPolicy,
+    /// The product's policy; `None`: the product has no course link.
+    policy: Option<AccessPolicy>,
     kind: KeyKind,
     now: Millis,
     state: AccessState,
@@ -47,14 +51,49 @@ fn cases() -> Vec<Case> {
     let c = |name, events, policy: &AccessPolicy, kind, now, state, entitled, until| Case {
         name,
         events,
-        policy: policy.clone(),
+        policy: Some(policy.clone()),
         kind,
         now,
         state,
         entitled,
         until,
     };
+    let unlinked = |name, events, kind, state| Case {
+        name,
+        events,
+        policy: None,
+        kind,
+        now: T0 + DAY,
+        state,
+        entitled: false,
+        until: None,
+    };
+    let mut no_next_charge = sub(1, "HP1", 0);
+    no_next_charge.date_next_charge = None;
     vec![
+        unlinked("no link, no events", vec![], p, AccessState::AwaitingPayment),
+        unlinked(
+            "no link, approved purchase waits for one",
+            vec![ev(one.event("PURCHASE_APPROVED", "a1", T0))],
+            p,
+            AccessState::AwaitingLink,
+        ),
+        unlinked(
+            "no link, a refund alone also waits",
+            vec![ev(one.event("PURCHASE_REFUNDED", "r1", T0))],
+            p,
+            AccessState::AwaitingLink,
+        ),
+        c(
+            "subscription charge without a next charge date covers the fallback period",
+            vec![ev(no_next_charge.event("PURCHASE_APPROVED", "a1", T0))],
+            &subp,
+            s,
+            T0 + DAY,
+            AccessState::Active,
+            true,
+            Some(T0 + FALLBACK_PERIOD_MS + GRACE as i64 * 1000),
+        ),
         c("nothing yet", vec![], &lifetime, p, T0, AccessState::AwaitingPayment, false, None),
         c(
             "boleto printed only",
@@ -311,7 +350,13 @@ fn cases() -> Vec<Case> {
 fn rules_table() {
     let mut failures = Vec::new();
     for case in cases() {
-        let v = evaluate(&facts(&case.events), &case.policy, case.kind, case.now);
+        let f = facts(&case.events);
+        let link = case.policy.clone().map(|policy| CourseLink {
+            product_id: f.product_id.unwrap_or(ProductId(7)),
+            courses: vec!["101".into()],
+            policy,
+        });
+        let v = verdict(&f, link.as_ref(), case.kind, case.now);
         if (v.state, v.entitled, v.until) != (case.state, case.entitled, case.until) {
             failures.push(format!(
                 "{}: got {:?}/{}/{:?} ({}), want {:?}/{}/{:?}",

@@ -1,8 +1,7 @@
 use serde_json::json;
-use tollgate_workflows::fixtures::{Sale, cancellation, charge_date_update, switch_plan};
-use tollgate_workflows::hotmart::{
-    EventKind, ParseError, PurchaseStatus, SubscriptionStatus, WorkflowKey, parse,
-};
+use tollgate_domain::error::ParseError;
+use tollgate_domain::fixtures::{Sale, cancellation, charge_date_update, switch_plan};
+use tollgate_domain::hotmart::{EventKind, PurchaseStatus, SubscriptionStatus, WorkflowKey, parse};
 
 /// The documented renewal approval, verbatim.
 const RENEWAL: &str = r#"{"id":"510de29e-8892-48a6-8e1a-d8f264be6cb4","creation_date":1746561253944,

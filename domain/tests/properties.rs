@@ -3,10 +3,10 @@
 
 use proptest::prelude::*;
 use std::collections::BTreeMap;
-use tollgate_workflows::access::{AccessPolicy, Facts, KeyKind, evaluate};
-use tollgate_workflows::fixtures::{Sale, cancellation, charge_date_update};
-use tollgate_workflows::hotmart::{self, HotmartEvent};
-use tollgate_workflows::revenue::{RevenueRow, row_for};
+use tollgate_domain::access::{AccessPolicy, Facts, KeyKind, evaluate};
+use tollgate_domain::fixtures::{Sale, cancellation, charge_date_update};
+use tollgate_domain::hotmart::{self, HotmartEvent};
+use tollgate_domain::revenue::{RevenueRow, row_for};
 
 const T0: i64 = 1_760_000_000_000;
 const DAY: i64 = 86_400_000;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
 
+use crate::error::ParseError;
 use crate::money::Money;
 
 /// Epoch milliseconds, as Hotmart sends every timestamp.
@@ -270,26 +271,6 @@ impl HotmartEvent {
     }
 }
 
-/// Why a body was refused. Shown to the caller in the 400 body.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ParseError {
-    #[error("body is not JSON: {0}")]
-    NotJson(String),
-    #[error("missing required field `{0}`")]
-    Missing(&'static str),
-    #[error("field `{field}` is invalid: {reason}")]
-    Invalid { field: &'static str, reason: String },
-}
-
-impl ParseError {
-    pub fn field(&self) -> Option<&'static str> {
-        match self {
-            Self::NotJson(_) => None,
-            Self::Missing(f) | Self::Invalid { field: f, .. } => Some(f),
-        }
-    }
-}
-
 /// The parsed webhook: the event plus the body's own `hottok`, if any.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -330,8 +311,10 @@ pub fn parse(body: &[u8]) -> Result<Delivery, ParseError> {
 
     let event = match kind {
         EventKind::SubscriptionCancellation => parse_cancellation(id, created_at, kind, data)?,
-        EventKind::SwitchPlan => parse_switch_plan(id, created_at, kind, data)?,
-        EventKind::UpdateSubscriptionChargeDate => parse_charge_date(id, created_at, kind, data)?,
+        EventKind::SwitchPlan => parse_subscription_update(id, created_at, kind, data, &SWITCH_PLAN)?,
+        EventKind::UpdateSubscriptionChargeDate => {
+            parse_subscription_update(id, created_at, kind, data, &CHARGE_DATE)?
+        }
         _ => parse_purchase_shaped(id, created_at, kind, data)?,
     };
     let mut kept = obj.clone();
@@ -506,51 +489,72 @@ fn parse_cancellation(
     Ok(ev)
 }
 
-fn parse_switch_plan(
-    id: String,
-    created_at: Millis,
-    kind: EventKind,
-    d: &Value,
-) -> Result<HotmartEvent, ParseError> {
-    let s = d.get("subscription").ok_or(ParseError::Missing("data.subscription"))?;
-    let mut ev = subscription_event(
-        id,
-        created_at,
-        kind,
-        s.get("product"),
-        s.get("subscriber_code"),
-        s.pointer("/user/email"),
-        None,
-    )?;
-    ev.date_next_charge = opt_millis(s.get("date_next_charge"), "data.subscription.date_next_charge")?;
-    ev.subscription_status = opt_str(s.get("status")).map(|x| SubscriptionStatus::from_wire(&x));
-    ev.plan = d
-        .get("plans")
-        .and_then(Value::as_array)
-        .and_then(|plans| plans.iter().find(|p| p.get("current").and_then(Value::as_bool) == Some(true)))
-        .and_then(parse_plan);
-    Ok(ev)
+/// Where a subscription update (`SWITCH_PLAN`, `UPDATE_SUBSCRIPTION_CHARGE_DATE`) keeps
+/// its fields: JSON pointers under `data`, which differ between the two events.
+struct UpdateShape {
+    product: &'static str,
+    code: &'static str,
+    email: &'static str,
+    name: Option<&'static str>,
+    next_charge: &'static str,
+    /// The error's field name for `next_charge`.
+    next_charge_field: &'static str,
+    next_charge_required: bool,
+    plan: fn(&Value) -> Option<Plan>,
 }
 
-fn parse_charge_date(
+const SWITCH_PLAN: UpdateShape = UpdateShape {
+    product: "/subscription/product",
+    code: "/subscription/subscriber_code",
+    email: "/subscription/user/email",
+    name: None,
+    next_charge: "/subscription/date_next_charge",
+    next_charge_field: "data.subscription.date_next_charge",
+    next_charge_required: false,
+    plan: |d| {
+        d.get("plans")
+            .and_then(Value::as_array)
+            .and_then(|plans| plans.iter().find(|p| p.get("current").and_then(Value::as_bool) == Some(true)))
+            .and_then(parse_plan)
+    },
+};
+
+const CHARGE_DATE: UpdateShape = UpdateShape {
+    product: "/subscription/product",
+    code: "/subscriber/code",
+    email: "/subscriber/email",
+    name: Some("/subscriber/name"),
+    next_charge: "/subscription/date_next_charge",
+    next_charge_field: "data.subscription.date_next_charge",
+    next_charge_required: true,
+    plan: |d| d.get("plan").and_then(parse_plan),
+};
+
+fn parse_subscription_update(
     id: String,
     created_at: Millis,
     kind: EventKind,
     d: &Value,
+    shape: &UpdateShape,
 ) -> Result<HotmartEvent, ParseError> {
     let s = d.get("subscription").ok_or(ParseError::Missing("data.subscription"))?;
     let mut ev = subscription_event(
         id,
         created_at,
         kind,
-        s.get("product"),
-        d.pointer("/subscriber/code"),
-        d.pointer("/subscriber/email"),
-        d.pointer("/subscriber/name"),
+        d.pointer(shape.product),
+        d.pointer(shape.code),
+        d.pointer(shape.email),
+        shape.name.and_then(|n| d.pointer(n)),
     )?;
-    ev.date_next_charge = Some(req_millis(s.get("date_next_charge"), "data.subscription.date_next_charge")?);
+    let next = d.pointer(shape.next_charge);
+    ev.date_next_charge = if shape.next_charge_required {
+        Some(req_millis(next, shape.next_charge_field)?)
+    } else {
+        opt_millis(next, shape.next_charge_field)?
+    };
     ev.subscription_status = opt_str(s.get("status")).map(|x| SubscriptionStatus::from_wire(&x));
-    ev.plan = d.get("plan").and_then(parse_plan);
+    ev.plan = (shape.plan)(d);
     Ok(ev)
 }
 

@@ -15,8 +15,9 @@ use crate::hotmart::Millis;
 use crate::revenue::RevenueKind;
 
 pub const DAY_MS: i64 = 86_400_000;
-/// A subscription charge without a next-charge date covers this long.
-pub const DEFAULT_PERIOD_MS: i64 = 30 * DAY_MS;
+/// A subscription charge without a next-charge date covers this long (the access rules'
+/// fallback, so access and revenue agree).
+pub use crate::access::FALLBACK_PERIOD_MS;
 /// Longest plan period the range queries look back for (yearly plans, with slack).
 pub const MAX_PERIOD_MS: i64 = 400 * DAY_MS;
 /// Longest range the dashboard and the rollup accept.
@@ -270,7 +271,7 @@ pub fn subscription_days(
     let mut subs: HashMap<(i64, &str), Vec<(Millis, Millis, i64)>> = HashMap::new();
     for f in facts.iter().filter(|f| f.kind == RevenueKind::Charge) {
         let Some(code) = f.subscriber_code.as_deref() else { continue };
-        let paid_until = f.paid_until.unwrap_or(f.occurred_at + DEFAULT_PERIOD_MS);
+        let paid_until = f.paid_until.unwrap_or(f.occurred_at + FALLBACK_PERIOD_MS);
         let end = reversed.get(f.transaction.as_str()).map_or(paid_until, |r| paid_until.min(*r));
         let monthly = f.gross_minor / months(f.occurred_at, paid_until);
         subs.entry((f.product_id, code)).or_default().push((f.occurred_at, end, monthly));
@@ -440,7 +441,7 @@ mod tests {
                 .filter(|f| f.kind == RevenueKind::Charge && f.subscriber_code.as_deref() == Some(code))
                 .filter(|f| f.product_id == product && f.occurred_at <= t)
                 .filter(|f| {
-                    let until = f.paid_until.unwrap_or(f.occurred_at + DEFAULT_PERIOD_MS);
+                    let until = f.paid_until.unwrap_or(f.occurred_at + FALLBACK_PERIOD_MS);
                     let rev = facts
                         .iter()
                         .filter(|r| r.kind != RevenueKind::Charge && r.transaction == f.transaction)
@@ -450,7 +451,7 @@ mod tests {
                 })
                 .max_by_key(|f| f.occurred_at)
                 .map(|f| {
-                    let until = f.paid_until.unwrap_or(f.occurred_at + DEFAULT_PERIOD_MS);
+                    let until = f.paid_until.unwrap_or(f.occurred_at + FALLBACK_PERIOD_MS);
                     f.gross_minor / months(f.occurred_at, until)
                 })
         };
