@@ -299,7 +299,8 @@ pub fn parse(body: &[u8]) -> Result<Delivery, ParseError> {
         return Err(ParseError::Invalid { field: "id", reason: "must be 1..200 characters".into() });
     }
     let kind = EventKind::from_wire(&req_str(obj.get("event"), "event")?);
-    let created_at = req_millis(obj.get("creation_date"), "creation_date")?;
+    // Hotmart's club events spell it `creationDate`.
+    let created_at = req_millis(obj.get("creation_date").or(obj.get("creationDate")), "creation_date")?;
     let hottok = opt_str(obj.get("hottok"));
     let data = match obj.get("data") {
         Some(Value::Object(_)) => &obj["data"],
@@ -380,18 +381,28 @@ fn parse_purchase(p: &Value, data: &Value) -> Result<Purchase, ParseError> {
     if transaction.trim().is_empty() {
         return Err(ParseError::Invalid { field: "data.purchase.transaction", reason: "empty".into() });
     }
-    let price = opt_money(p.get("price"), "data.purchase.price")?;
+    // Some of Hotmart's test bodies give `price` no currency; the same purchase states it
+    // elsewhere. Without any, the charge is kept without a price (it books no revenue).
+    let currency =
+        ["/price/currency_value", "/full_price/currency_value", "/original_offer_price/currency_value"]
+            .into_iter()
+            .find_map(|at| p.pointer(at).and_then(Value::as_str));
+    let price = match (p.get("price"), currency) {
+        (Some(m), None) if m.get("value").is_some() => None,
+        (v, currency) => opt_money(v, currency, "data.purchase.price")?,
+    };
     let producer_net = match data.get("commissions").and_then(Value::as_array) {
         Some(list) => {
             let producer = list.iter().find(|c| c.get("source").and_then(Value::as_str) == Some("PRODUCER"));
             match producer {
-                Some(c) => Some(Money::from_value(
-                    c.get("value").ok_or(ParseError::Missing("data.commissions[].value"))?,
-                    c.get("currency_value")
-                        .and_then(Value::as_str)
-                        .or(price.as_ref().map(|m| m.currency.as_str())),
-                    "data.commissions[].value",
-                )?),
+                Some(c) => match c.get("currency_value").and_then(Value::as_str).or(currency) {
+                    Some(currency) => Some(Money::from_value(
+                        c.get("value").ok_or(ParseError::Missing("data.commissions[].value"))?,
+                        Some(currency),
+                        "data.commissions[].value",
+                    )?),
+                    None => None,
+                },
                 None => None,
             }
         }
@@ -496,7 +507,8 @@ struct UpdateShape {
     code: &'static str,
     email: &'static str,
     name: Option<&'static str>,
-    next_charge: &'static str,
+    /// Where the next charge date may be (first found wins).
+    next_charge: &'static [&'static str],
     /// The error's field name for `next_charge`.
     next_charge_field: &'static str,
     next_charge_required: bool,
@@ -508,7 +520,7 @@ const SWITCH_PLAN: UpdateShape = UpdateShape {
     code: "/subscription/subscriber_code",
     email: "/subscription/user/email",
     name: None,
-    next_charge: "/subscription/date_next_charge",
+    next_charge: &["/subscription/date_next_charge"],
     next_charge_field: "data.subscription.date_next_charge",
     next_charge_required: false,
     plan: |d| {
@@ -524,7 +536,8 @@ const CHARGE_DATE: UpdateShape = UpdateShape {
     code: "/subscriber/code",
     email: "/subscriber/email",
     name: Some("/subscriber/name"),
-    next_charge: "/subscription/date_next_charge",
+    // Hotmart's test sender spells this event in camelCase.
+    next_charge: &["/subscription/date_next_charge", "/subscription/dateNextCharge"],
     next_charge_field: "data.subscription.date_next_charge",
     next_charge_required: true,
     plan: |d| d.get("plan").and_then(parse_plan),
@@ -547,7 +560,7 @@ fn parse_subscription_update(
         d.pointer(shape.email),
         shape.name.and_then(|n| d.pointer(n)),
     )?;
-    let next = d.pointer(shape.next_charge);
+    let next = shape.next_charge.iter().find_map(|at| d.pointer(at).filter(|v| !v.is_null()));
     ev.date_next_charge = if shape.next_charge_required {
         Some(req_millis(next, shape.next_charge_field)?)
     } else {
@@ -602,25 +615,63 @@ fn req_millis(v: Option<&Value>, field: &'static str) -> Result<Millis, ParseErr
     opt_millis(v, field)?.ok_or(ParseError::Missing(field))
 }
 
-/// Accepts epoch milliseconds; rejects values outside 1970..2200 so a seconds/ms mix-up
-/// or garbage never becomes a deadline.
+/// Accepts epoch milliseconds, epoch seconds (converted), both also as numeric strings,
+/// and ISO-8601 strings (`2022-09-01T12:00:00.000Z`, `2022-09-01`: midnight UTC). Anything
+/// outside 2001..2200 is refused with a reason, so a unit mix-up or garbage (`0`) never
+/// becomes a 1970 deadline.
 fn opt_millis(v: Option<&Value>, field: &'static str) -> Result<Option<Millis>, ParseError> {
-    const MAX: i64 = 7_258_118_400_000; // 2200-01-01
-    match opt_int(v, field)? {
-        None => Ok(None),
-        Some(ms) if (0..MAX).contains(&ms) => Ok(Some(ms)),
-        Some(ms) => {
-            Err(ParseError::Invalid { field, reason: format!("{ms} is not an epoch-milliseconds timestamp") })
+    let invalid = |reason: String| ParseError::Invalid { field, reason };
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().parse::<i64>().is_err() => {
+            iso_millis(s.trim()).map(Some).ok_or_else(|| invalid(format!("{s:?} is not a date")))
+        }
+        Some(x) => {
+            let n = as_i64(x).ok_or_else(|| invalid(format!("expected a timestamp, got {x}")))?;
+            epoch_millis(n).map(Some).ok_or_else(|| {
+                invalid(format!("{n} is neither epoch milliseconds nor epoch seconds between 2001 and 2200"))
+            })
         }
     }
 }
 
-fn opt_money(v: Option<&Value>, field: &'static str) -> Result<Option<Money>, ParseError> {
+fn epoch_millis(n: i64) -> Option<Millis> {
+    const MIN_SECS: i64 = 1_000_000_000; // 2001-09-09
+    const MAX_SECS: i64 = 7_258_118_400; // 2200-01-01
+    if (MIN_SECS * 1000..MAX_SECS * 1000).contains(&n) {
+        Some(n)
+    } else if (MIN_SECS..MAX_SECS).contains(&n) {
+        Some(n * 1000)
+    } else {
+        None
+    }
+}
+
+fn iso_millis(s: &str) -> Option<Millis> {
+    let ms = match chrono::DateTime::parse_from_rfc3339(s) {
+        Ok(t) => t.timestamp_millis(),
+        Err(_) => match chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f") {
+            Ok(t) => t.and_utc().timestamp_millis(),
+            Err(_) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .ok()?
+                .and_hms_opt(0, 0, 0)?
+                .and_utc()
+                .timestamp_millis(),
+        },
+    };
+    epoch_millis(ms).filter(|&m| m == ms)
+}
+
+fn opt_money(
+    v: Option<&Value>,
+    currency: Option<&str>,
+    field: &'static str,
+) -> Result<Option<Money>, ParseError> {
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(m) => {
             let value = m.get("value").ok_or(ParseError::Missing(field))?;
-            Ok(Some(Money::from_value(value, m.get("currency_value").and_then(Value::as_str), field)?))
+            Ok(Some(Money::from_value(value, currency, field)?))
         }
     }
 }

@@ -70,7 +70,7 @@ fn subscription_shaped_events_share_the_subscription_key() {
 
 #[test]
 fn unknown_events_and_values_are_kept() {
-    let body = json!({"id": "u1", "creation_date": 1, "event": "SOMETHING_NEW", "version": "2.0.0", "data": {"foo": 1}});
+    let body = json!({"id": "u1", "creation_date": 1_760_000_000_000_i64, "event": "SOMETHING_NEW", "version": "2.0.0", "data": {"foo": 1}});
     let e = parse(body.to_string().as_bytes()).unwrap().event;
     assert_eq!(e.kind, EventKind::Other("SOMETHING_NEW".into()));
     assert_eq!(e.workflow_key(), None);

@@ -1,0 +1,143 @@
+//! Every webhook body Hotmart is known to have sent: real deliveries, its "send test"
+//! button and its docs' examples (`tests/data/hotmart/`, origins in SOURCES.md there).
+//! Each must parse to the event and workflow it concerns, or fail with the reason listed.
+
+use serde_json::{Value, json};
+use tollgate_domain::hotmart::{EventKind, parse};
+
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/hotmart");
+
+/// File -> the workflow it reaches (`None`: journaled, concerns no purchase), or the field
+/// the parser refuses. The two refusals wait for issue 10's quarantine and routing by
+/// subscriber code: a charge-date update without `product.id`, and a docs example whose
+/// `creation_date` (12345678) is neither epoch milliseconds nor seconds.
+fn expected() -> Vec<(&'static str, Result<Option<&'static str>, &'static str>)> {
+    vec![
+        ("PURCHASE_APPROVED__rb7-financeiro-hotmart-docs.json", Err("creation_date")),
+        ("UPDATE_SUBSCRIPTION_CHARGE_DATE__n8n-nodes-hotmart__1.json", Err("product.id")),
+        ("CLUB_FIRST_ACCESS__controle-de-eventos.json", Ok(None)),
+        ("CLUB_FIRST_ACCESS__n8n-nodes-hotmart__1.json", Ok(None)),
+        ("CLUB_FIRST_ACCESS__rb7-financeiro-hotmart-docs.json", Ok(None)),
+        ("CLUB_MODULE_COMPLETED__controle-de-eventos.json", Ok(None)),
+        ("CLUB_MODULE_COMPLETED__n8n-nodes-hotmart__1.json", Ok(None)),
+        ("CLUB_MODULE_COMPLETED__rb7-financeiro-hotmart-docs.json", Ok(None)),
+        ("PURCHASE_APPROVED__controle-de-eventos.json", Ok(Some("subscription-0-I9OT62C3"))),
+        ("PURCHASE_APPROVED__ifood-synvaljordao-log.json", Ok(Some("subscription-0-I9OT62C3"))),
+        ("PURCHASE_APPROVED__n8n-nodes-hotmart__1.json", Ok(Some("purchase-HP0967750879"))),
+        ("PURCHASE_APPROVED__n8n-nodes-hotmart__5.json", Ok(Some("purchase-HP0738010860"))),
+        ("PURCHASE_APPROVED__n8n-nodes-hotmart__7.json", Ok(Some("purchase-HP3399780969"))),
+        ("PURCHASE_APPROVED__videomachinepro.json", Ok(Some("subscription-0-I9OT62C3"))),
+        ("PURCHASE_BILLET_PRINTED__AnokCRM.json", Ok(Some("subscription-0-I9OT62C3"))),
+        ("PURCHASE_BILLET_PRINTED__controle-de-eventos.json", Ok(Some("subscription-0-I9OT62C3"))),
+        ("PURCHASE_BILLET_PRINTED__n8n-nodes-hotmart__1.json", Ok(Some("purchase-HP0967750879"))),
+        ("PURCHASE_CANCELED__controle-de-eventos.json", Ok(Some("subscription-0-I9OT62C3"))),
+        ("PURCHASE_CANCELED__n8n-nodes-hotmart__4.json", Ok(Some("purchase-HP0611705428"))),
+        ("PURCHASE_CHARGEBACK__controle-de-eventos.json", Ok(Some("subscription-0-I9OT62C3"))),
+        ("PURCHASE_CHARGEBACK__n8n-nodes-hotmart__1.json", Ok(Some("purchase-HP3654648971"))),
+        ("PURCHASE_COMPLETE__controle-de-eventos.json", Ok(Some("subscription-0-I9OT62C3"))),
+        ("PURCHASE_COMPLETE__n8n-nodes-hotmart__1.json", Ok(Some("purchase-HP0111784220"))),
+        ("PURCHASE_DELAYED__controle-de-eventos.json", Ok(Some("subscription-0-I9OT62C3"))),
+        ("PURCHASE_DELAYED__n8n-nodes-hotmart__1.json", Ok(Some("purchase-HP3412012500"))),
+        ("PURCHASE_EXPIRED__controle-de-eventos.json", Ok(Some("subscription-0-I9OT62C3"))),
+        ("PURCHASE_OUT_OF_SHOPPING_CART__controle-de-eventos.json", Ok(None)),
+        ("PURCHASE_OUT_OF_SHOPPING_CART__n8n-nodes-hotmart__1.json", Ok(None)),
+        ("PURCHASE_OUT_OF_SHOPPING_CART__rb7-financeiro-hotmart-docs.json", Ok(None)),
+        ("PURCHASE_PROTEST__controle-de-eventos.json", Ok(Some("subscription-0-I9OT62C3"))),
+        ("PURCHASE_PROTEST__n8n-nodes-hotmart__2.json", Ok(Some("purchase-HP1212266242"))),
+        ("PURCHASE_REFUNDED__controle-de-eventos.json", Ok(Some("subscription-0-I9OT62C3"))),
+        ("PURCHASE_REFUNDED__n8n-nodes-hotmart__1.json", Ok(Some("purchase-HP1212266242"))),
+        ("SUBSCRIPTION_CANCELLATION__controle-de-eventos.json", Ok(Some("subscription-788921-0000aaaa"))),
+        ("SUBSCRIPTION_CANCELLATION__n8n-nodes-hotmart__1.json", Ok(Some("subscription-1355458-KOBB7XB2"))),
+        (
+            "SUBSCRIPTION_CANCELLATION__rb7-financeiro-hotmart-docs.json",
+            Ok(Some("subscription-3526906-QO4THU04")),
+        ),
+        ("SWITCH_PLAN__controle-de-eventos.json", Ok(Some("subscription-0-9W2LNSG4"))),
+        ("SWITCH_PLAN__rb7-financeiro-hotmart-docs.json", Ok(Some("subscription-4116023-AT3IV3RX"))),
+        ("UPDATE_SUBSCRIPTION_CHARGE_DATE__controle-de-eventos.json", Ok(Some("subscription-0-00000000"))),
+        (
+            "UPDATE_SUBSCRIPTION_CHARGE_DATE__rb7-financeiro-hotmart-docs.json",
+            Ok(Some("subscription-4756866-QG5LHFHP")),
+        ),
+    ]
+}
+
+#[test]
+fn every_known_body_parses_to_its_workflow() {
+    let mut files: Vec<String> = std::fs::read_dir(DIR)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    files.sort();
+    let mut want = expected();
+    want.sort_by_key(|(f, _)| *f);
+    assert_eq!(files, want.iter().map(|(f, _)| f.to_string()).collect::<Vec<_>>(), "a sample without a row");
+    let mut failures = Vec::new();
+    for (file, want) in want {
+        let body = std::fs::read(format!("{DIR}/{file}")).unwrap();
+        let got = match parse(&body) {
+            Ok(d) => Ok(d.event.workflow_key().map(|k| k.workflow_id())),
+            Err(e) => Err(e.field().unwrap_or("-").to_string()),
+        };
+        let want = want.map(|w| w.map(str::to_string)).map_err(str::to_string);
+        if got != want {
+            failures.push(format!("{file}: got {got:?}, want {want:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+fn sample(file: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(format!("{DIR}/{file}")).unwrap()).unwrap()
+}
+
+fn parsed(v: &Value) -> tollgate_domain::HotmartEvent {
+    parse(v.to_string().as_bytes()).unwrap().event
+}
+
+#[test]
+fn camel_case_envelope_and_iso_next_charge_date() {
+    let e = parsed(&sample("UPDATE_SUBSCRIPTION_CHARGE_DATE__controle-de-eventos.json"));
+    assert_eq!(e.kind, EventKind::UpdateSubscriptionChargeDate);
+    assert_eq!(e.created_at, 1_763_247_745_640);
+    assert_eq!(e.date_next_charge, Some(1_666_699_200_000), "2022-10-25T12:00:00.000Z");
+    let e = parsed(&sample("CLUB_FIRST_ACCESS__controle-de-eventos.json"));
+    assert_eq!(e.created_at, 1_763_247_745_996);
+}
+
+#[test]
+fn dates_in_seconds_strings_and_iso_are_read_and_1970_never() {
+    let mut v = sample("PURCHASE_APPROVED__n8n-nodes-hotmart__7.json");
+    let ms = |v: &Value| parsed(v).purchase.unwrap().approved_date;
+    for (given, want) in [
+        (json!(1_760_000_000_123_i64), Some(1_760_000_000_123)),
+        (json!(1_760_000_000), Some(1_760_000_000_000)),
+        (json!("1760000000123"), Some(1_760_000_000_123)),
+        (json!("2025-10-09T08:53:20Z"), Some(1_760_000_000_000)),
+        (json!("2025-10-09T05:53:20.000-03:00"), Some(1_760_000_000_000)),
+        (json!("2025-10-09"), Some(1_759_968_000_000)),
+        (Value::Null, None),
+    ] {
+        v["data"]["purchase"]["approved_date"] = given.clone();
+        assert_eq!(ms(&v), want, "{given}");
+    }
+    for bad in [json!(0), json!(12_345_678), json!(-5), json!("yesterday"), json!(99_999_999_999_999_i64)] {
+        v["data"]["purchase"]["approved_date"] = bad.clone();
+        let err = parse(v.to_string().as_bytes()).unwrap_err();
+        assert_eq!(err.field(), Some("data.purchase.approved_date"), "{bad}");
+    }
+}
+
+#[test]
+fn a_price_without_currency_takes_the_purchase_s_other_currency_or_books_nothing() {
+    let v = sample("PURCHASE_APPROVED__videomachinepro.json");
+    let p = parsed(&v).purchase.unwrap();
+    let price = p.price.unwrap();
+    assert_eq!((price.minor, price.currency.as_str()), (150_000, "BRL"), "from original_offer_price");
+    let mut bare = v.clone();
+    bare["data"]["purchase"].as_object_mut().unwrap().remove("original_offer_price");
+    let e = parsed(&bare);
+    assert_eq!(e.purchase.as_ref().unwrap().price, None);
+    assert_eq!(tollgate_domain::revenue::row_for(&e), None, "no currency, no revenue row");
+}
