@@ -137,12 +137,15 @@ open_enum!(
 );
 
 open_enum!(
-    /// `purchase.status`. Hotmart's own test payloads use spellings beyond the documented
-    /// ones (`CANCELED`, `DELAYED`): they land in `Other`.
+    /// `purchase.status`. Hotmart's own deliveries use spellings beyond the documented
+    /// ones (`CANCELED`, `COMPLETED`, `DELAYED`); any other lands in `Other`.
     PurchaseStatus {
         Approved = "APPROVED",
         Blocked = "BLOCKED",
         Cancelled = "CANCELLED",
+        Canceled = "CANCELED",
+        Completed = "COMPLETED",
+        Delayed = "DELAYED",
         Chargeback = "CHARGEBACK",
         Complete = "COMPLETE",
         Expired = "EXPIRED",
@@ -151,6 +154,7 @@ open_enum!(
         PartiallyRefunded = "PARTIALLY_REFUNDED",
         PreOrder = "PRE_ORDER",
         PrintedBillet = "PRINTED_BILLET",
+        BilletPrinted = "BILLET_PRINTED",
         ProcessingTransaction = "PROCESSING_TRANSACTION",
         Dispute = "DISPUTE",
         Refunded = "REFUNDED",
@@ -289,8 +293,15 @@ pub fn body_hottok(body: &[u8]) -> Option<String> {
     serde_json::from_slice::<Tok>(body).ok()?.hottok
 }
 
+/// Parses a webhook body into its event; the stored copy is the body as received minus
+/// its token ([`crate::ingress::receive`] keeps bodies this refuses).
 pub fn parse(body: &[u8]) -> Result<Delivery, ParseError> {
-    let root: Value = serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
+    let r = crate::ingress::receive(body)?;
+    Ok(Delivery { event: r.event?, hottok: r.hottok, stored_body: r.stored })
+}
+
+/// The event a parsed JSON body describes, or why it does not describe one.
+pub fn event_of(root: &Value) -> Result<HotmartEvent, ParseError> {
     let obj =
         root.as_object().ok_or(ParseError::Invalid { field: "body", reason: "not a JSON object".into() })?;
 
@@ -301,7 +312,6 @@ pub fn parse(body: &[u8]) -> Result<Delivery, ParseError> {
     let kind = EventKind::from_wire(&req_str(obj.get("event"), "event")?);
     // Hotmart's club events spell it `creationDate`.
     let created_at = req_millis(obj.get("creation_date").or(obj.get("creationDate")), "creation_date")?;
-    let hottok = opt_str(obj.get("hottok"));
     let data = match obj.get("data") {
         Some(Value::Object(_)) => &obj["data"],
         Some(Value::Null) | None => return Err(ParseError::Missing("data")),
@@ -310,17 +320,14 @@ pub fn parse(body: &[u8]) -> Result<Delivery, ParseError> {
         }
     };
 
-    let event = match kind {
+    Ok(match kind {
         EventKind::SubscriptionCancellation => parse_cancellation(id, created_at, kind, data)?,
         EventKind::SwitchPlan => parse_subscription_update(id, created_at, kind, data, &SWITCH_PLAN)?,
         EventKind::UpdateSubscriptionChargeDate => {
             parse_subscription_update(id, created_at, kind, data, &CHARGE_DATE)?
         }
         _ => parse_purchase_shaped(id, created_at, kind, data)?,
-    };
-    let mut kept = obj.clone();
-    kept.remove("hottok");
-    Ok(Delivery { event, hottok, stored_body: Value::Object(kept).to_string() })
+    })
 }
 
 fn parse_purchase_shaped(
@@ -351,8 +358,10 @@ fn parse_purchase_shaped(
         return Err(ParseError::Missing("data.buyer.email"));
     }
     let sub = data.get("subscription").filter(|v| !v.is_null());
+    // Where Hotmart puts the subscriber code depends on the event and its version.
     let subscriber_code = sub
         .and_then(|s| s.pointer("/subscriber/code").or_else(|| s.get("subscriber_code")))
+        .or_else(|| data.pointer("/subscriber/code"))
         .and_then(Value::as_str)
         .map(str::trim)
         .filter(|s| !s.is_empty())

@@ -10,6 +10,7 @@ pub mod error;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
 pub mod hotmart;
+pub mod ingress;
 pub mod lifecycle;
 pub mod metrics;
 pub mod money;

@@ -88,6 +88,36 @@ fn every_known_body_parses_to_its_workflow() {
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
 
+#[test]
+fn every_known_body_is_received_with_its_key_and_a_token_free_byte_copy() {
+    for e in std::fs::read_dir(DIR).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let body = std::fs::read(&path).unwrap();
+        let r = tollgate_domain::ingress::receive(&body).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(Some(r.key.as_str()), v["id"].as_str(), "{path:?}");
+        assert_eq!(r.event_name.as_deref(), v["event"].as_str(), "{path:?}");
+        assert!(!r.stored.contains("REDACTED-TOKEN") && !r.stored.contains("\"hottok\""), "{path:?}");
+        let mut without: Value = v.clone();
+        without.as_object_mut().unwrap().remove("hottok");
+        assert_eq!(serde_json::from_str::<Value>(&r.stored).unwrap(), without, "{path:?}");
+        if v.get("hottok").is_none() {
+            assert_eq!(r.stored.as_bytes(), &body[..], "{path:?}: byte-faithful");
+        }
+    }
+}
+
+#[test]
+fn purchase_status_spellings_hotmart_sends_are_known() {
+    use tollgate_domain::hotmart::PurchaseStatus;
+    for wire in ["CANCELED", "COMPLETED", "DELAYED", "DISPUTE", "BILLET_PRINTED", "PARTIALLY_REFUNDED"] {
+        assert!(!matches!(PurchaseStatus::from_wire(wire), PurchaseStatus::Other(_)), "{wire}");
+    }
+}
+
 fn sample(file: &str) -> Value {
     serde_json::from_slice(&std::fs::read(format!("{DIR}/{file}")).unwrap()).unwrap()
 }

@@ -25,6 +25,13 @@ CREATE TABLE IF NOT EXISTS journal (
     quarantined  TEXT
 );
 CREATE INDEX IF NOT EXISTS journal_pending ON journal(seq) WHERE forwarded_at IS NULL AND quarantined IS NULL;
+CREATE INDEX IF NOT EXISTS journal_quarantined ON journal(event_id) WHERE quarantined IS NOT NULL;
+-- Which workflow a subscriber code belongs to: events that name the subscriber but not
+-- the product (a charge-date update) are routed through it.
+CREATE TABLE IF NOT EXISTS subscribers (
+    code        TEXT PRIMARY KEY,
+    workflow_id TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS course_links (
     product_id  INTEGER PRIMARY KEY,
     courses     TEXT NOT NULL,
@@ -62,6 +69,7 @@ impl Db {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         Ok(Self { conn: Arc::new(Mutex::new(conn)), path })
     }
 
@@ -89,6 +97,23 @@ impl Db {
         })
         .await?
     }
+}
+
+/// Columns added after the first release, for files created before them.
+fn migrate(conn: &Connection) -> anyhow::Result<()> {
+    let has = |table: &str, column: &str| -> rusqlite::Result<bool> {
+        let n: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2",
+            [table, column],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    };
+    if !has("journal", "parser_version")? {
+        // The parser version that quarantined an entry it could not read.
+        conn.execute_batch("ALTER TABLE journal ADD COLUMN parser_version INTEGER")?;
+    }
+    Ok(())
 }
 
 /// Wall-clock epoch milliseconds (for I/O code; workflows use workflow time).

@@ -9,7 +9,8 @@
 //! | collection | id | fields |
 //! | --- | --- | --- |
 //! | `course_links` | `{product_id}` | `product_id` int, `courses` string array, `policy` (JSON of `AccessPolicy`), `updated_at` ms |
-//! | `journal` | `{event_id}` | `received_at` ms, `kind`, `workflow_id` string or null, `routable` bool, `event` (JSON of `HotmartEvent`), `body`, `deliveries` int, `forwarded` bool, `forwarded_at` ms or null, `quarantined` string or null |
+//! | `journal` | `{event_id}` | `received_at` ms, `kind`, `workflow_id` string or null, `routable` bool, `event` (JSON of `HotmartEvent`; empty when quarantined at ingress), `body` (as received, token removed), `deliveries` int, `forwarded` bool, `forwarded_at` ms or null, `quarantined` string or null, `held` bool (quarantined), `parser_version` int or null |
+//! | `subscribers` | `{subscriber_code}` | `workflow_id`: routes events that name the subscriber but not the product |
 //! | `grants` | `{user}\|{course}\|{workflow}` | `user`, `course`, `workflow`, `granted_at` ms |
 //! | `student_access` | `{email}\|{workflow_id}` | the fields of [`StudentAccess`] (`email`, `workflow_id`, `product_id`, `updated_at`, ...) |
 //!
@@ -52,12 +53,13 @@ use serde::{Deserialize, Serialize};
 use tollgate_domain::{AccessPolicy, CourseLink, HotmartEvent, ProductId};
 
 use crate::db::now_ms;
-use crate::{Appended, JournalEntry, Release, StoreError, StudentAccess};
+use crate::{Appended, JournalEntry, QuarantineStats, Quarantined, Release, StoreError, StudentAccess};
 
 pub const COURSE_LINKS: &str = "course_links";
 pub const JOURNAL: &str = "journal";
 pub const GRANTS: &str = "grants";
 pub const STUDENT_ACCESS: &str = "student_access";
+pub const SUBSCRIBERS: &str = "subscribers";
 
 /// Firestore's `BatchWrite` takes at most 500 writes.
 const MAX_BATCH: usize = 500;
@@ -132,6 +134,12 @@ struct JournalDoc {
     /// Null, not absent: `pending` filters on `quarantined == null`.
     #[serde(default, with = "firestore::serialize_as_null")]
     quarantined: Option<String>,
+    /// Whether the entry is quarantined (an equality the quarantine listing can filter on).
+    #[serde(default)]
+    held: bool,
+    /// The parser version that quarantined the entry at ingress.
+    #[serde(default, with = "firestore::serialize_as_null")]
+    parser_version: Option<u32>,
 }
 
 /// What `pending` reads of a journal document.
@@ -155,6 +163,34 @@ struct Forwarded {
 #[derive(Debug, Serialize, Deserialize)]
 struct Quarantine {
     quarantined: String,
+    held: bool,
+    #[serde(default, with = "firestore::serialize_as_null")]
+    parser_version: Option<u32>,
+}
+
+/// What a redrive writes when the parser now reads the entry.
+#[derive(Debug, Serialize, Deserialize)]
+struct Released {
+    kind: String,
+    #[serde(with = "firestore::serialize_as_null")]
+    workflow_id: Option<String>,
+    routable: bool,
+    event: String,
+    forwarded: bool,
+    #[serde(with = "firestore::serialize_as_null")]
+    forwarded_at: Option<i64>,
+    #[serde(with = "firestore::serialize_as_null")]
+    quarantined: Option<String>,
+    held: bool,
+    #[serde(with = "firestore::serialize_as_null")]
+    parser_version: Option<u32>,
+}
+
+/// `subscribers/{code}`: the workflow of a subscriber code, for events that name the
+/// subscriber but not the product.
+#[derive(Debug, Serialize, Deserialize)]
+struct SubscriberDoc {
+    workflow_id: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -400,13 +436,12 @@ impl FirestoreDocs {
         body: String,
     ) -> anyhow::Result<Appended> {
         let key = event.id.to_string();
-        let id = doc_id(&[&key])?;
         let now = now_ms();
         let routable = workflow_id.is_some();
         let doc = JournalDoc {
             received_at: now,
             kind: event.kind.to_string(),
-            workflow_id,
+            workflow_id: workflow_id.clone(),
             routable,
             event: serde_json::to_string(&event)?,
             body,
@@ -415,14 +450,51 @@ impl FirestoreDocs {
             forwarded: !routable,
             forwarded_at: (!routable).then_some(now),
             quarantined: None,
+            held: false,
+            parser_version: None,
         };
+        let appended = self.insert_or_count(&key, &doc).await?;
+        if appended == Appended::New {
+            self.remember_subscriber(&event, workflow_id.as_deref()).await?;
+        }
+        Ok(appended)
+    }
+
+    /// Durably records a delivery the parser could not read, quarantined with the reason.
+    pub async fn append_quarantined(
+        &self,
+        key: String,
+        event_name: Option<String>,
+        body: String,
+        reason: String,
+        parser_version: u32,
+    ) -> anyhow::Result<Appended> {
+        let doc = JournalDoc {
+            received_at: now_ms(),
+            kind: event_name.unwrap_or_default(),
+            workflow_id: None,
+            routable: false,
+            event: String::new(),
+            body,
+            deliveries: 1,
+            forwarded: false,
+            forwarded_at: None,
+            quarantined: Some(reason),
+            held: true,
+            parser_version: Some(parser_version),
+        };
+        self.insert_or_count(&key, &doc).await
+    }
+
+    async fn insert_or_count(&self, key: &str, doc: &JournalDoc) -> anyhow::Result<Appended> {
+        let id = doc_id(&[key])?;
         match self
             .db
             .fluent()
             .insert()
             .into(JOURNAL)
             .document_id(&id)
-            .object(&doc)
+            .object(doc)
             .execute::<IgnoredAny>()
             .await
         {
@@ -456,6 +528,155 @@ impl FirestoreDocs {
             })
             .await?;
         Ok(Appended::Duplicate { deliveries })
+    }
+
+    /// Indexes a subscription event's subscriber code under its workflow (first one wins).
+    async fn remember_subscriber(
+        &self,
+        event: &HotmartEvent,
+        workflow_id: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let (Some(code), Some(wf), true) = (&event.subscriber_code, workflow_id, event.product_id.is_some())
+        else {
+            return Ok(());
+        };
+        let doc = SubscriberDoc { workflow_id: wf.to_string() };
+        match self
+            .db
+            .fluent()
+            .insert()
+            .into(SUBSCRIBERS)
+            .document_id(doc_id(&[code])?)
+            .object(&doc)
+            .execute::<IgnoredAny>()
+            .await
+        {
+            Ok(_) | Err(FirestoreError::DataConflictError(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The workflow a subscriber code was first routed to.
+    pub async fn subscriber_workflow(&self, code: String) -> anyhow::Result<Option<String>> {
+        let doc: Option<SubscriberDoc> =
+            self.db.fluent().select().by_id_in(SUBSCRIBERS).obj().one(&doc_id(&[&code])?).await?;
+        Ok(doc.map(|d| d.workflow_id))
+    }
+
+    /// Quarantined entries by key, after the cursor `after`. The quarantine is meant to
+    /// stay small (it alerts when not empty), so this reads all of it and pages here.
+    pub async fn quarantined(&self, after: Option<String>, limit: usize) -> anyhow::Result<Vec<Quarantined>> {
+        let docs =
+            self.db.fluent().select().from(JOURNAL).filter(|q| q.field("held").eq(true)).query().await?;
+        let mut out = Vec::with_capacity(docs.len());
+        for doc in docs {
+            let key = key_of(doc.name.rsplit('/').next().unwrap_or_default());
+            if after.as_ref().is_some_and(|a| key <= *a) {
+                continue;
+            }
+            let d = FirestoreDb::deserialize_doc_to::<JournalDoc>(&doc)?;
+            out.push(Quarantined {
+                key,
+                received_at: d.received_at,
+                event_name: Some(d.kind).filter(|k| !k.is_empty()),
+                reason: d.quarantined.unwrap_or_default(),
+                parser_version: d.parser_version,
+                body: d.body,
+            });
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    pub async fn quarantine_stats(&self) -> anyhow::Result<QuarantineStats> {
+        let docs: Vec<JournalDoc> = self
+            .db
+            .fluent()
+            .select()
+            .from(JOURNAL)
+            .filter(|q| q.field("held").eq(true))
+            .obj()
+            .query()
+            .await?;
+        Ok(QuarantineStats {
+            count: docs.len() as i64,
+            oldest_received_at: docs.iter().map(|d| d.received_at).min(),
+        })
+    }
+
+    /// A redriven entry the parser now reads leaves quarantine with its event and route.
+    /// False if `key` is not quarantined.
+    pub async fn release_quarantined(
+        &self,
+        key: String,
+        event: HotmartEvent,
+        workflow_id: Option<String>,
+    ) -> anyhow::Result<bool> {
+        let id = doc_id(&[&key])?;
+        let routable = workflow_id.is_some();
+        let released = Released {
+            kind: event.kind.to_string(),
+            workflow_id: workflow_id.clone(),
+            routable,
+            event: serde_json::to_string(&event)?,
+            forwarded: !routable,
+            forwarded_at: (!routable).then(now_ms),
+            quarantined: None,
+            held: false,
+            parser_version: None,
+        };
+        let released = std::sync::Arc::new(released);
+        let done = self
+            .db
+            .run_transaction(|db, tx| {
+                let (id, released) = (id.clone(), released.clone());
+                Box::pin(async move {
+                    let current: Option<JournalDoc> =
+                        db.fluent().select().by_id_in(JOURNAL).obj().one(&id).await?;
+                    if !current.is_some_and(|d| d.held) {
+                        return Ok(false);
+                    }
+                    db.fluent()
+                        .update()
+                        .fields([
+                            "kind",
+                            "workflow_id",
+                            "routable",
+                            "event",
+                            "forwarded",
+                            "forwarded_at",
+                            "quarantined",
+                            "held",
+                            "parser_version",
+                        ])
+                        .in_col(JOURNAL)
+                        .document_id(&id)
+                        .object(&*released)
+                        .add_to_transaction(tx)?;
+                    Ok(true)
+                })
+            })
+            .await?;
+        if done {
+            self.remember_subscriber(&event, workflow_id.as_deref()).await?;
+        }
+        Ok(done)
+    }
+
+    /// A redriven entry the parser still cannot read: the new reason and version.
+    pub async fn requarantine(&self, key: String, reason: String, parser_version: u32) -> anyhow::Result<()> {
+        self.db
+            .fluent()
+            .update()
+            .fields(["quarantined", "held", "parser_version"])
+            .in_col(JOURNAL)
+            .precondition(FirestoreWritePrecondition::Exists(true))
+            .document_id(doc_id(&[&key])?)
+            .object(&Quarantine { quarantined: reason, held: true, parser_version: Some(parser_version) })
+            .execute::<IgnoredAny>()
+            .await?;
+        Ok(())
     }
 
     /// Oldest entries (by `received_at`, then id) not yet handed to their workflow. An
@@ -494,11 +715,11 @@ impl FirestoreDocs {
                     self.db
                         .fluent()
                         .update()
-                        .fields(["quarantined"])
+                        .fields(["quarantined", "held"])
                         .in_col(JOURNAL)
                         .precondition(FirestoreWritePrecondition::Exists(true))
                         .document_id(&id)
-                        .object(&Quarantine { quarantined: reason })
+                        .object(&Quarantine { quarantined: reason, held: true, parser_version: None })
                         .execute::<IgnoredAny>()
                         .await?;
                 }

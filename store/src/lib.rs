@@ -16,7 +16,7 @@ use tollgate_domain::{CourseLink, HotmartEvent, ProductId};
 pub use crate::firestore::FirestoreDocs;
 pub use db::{Db, now_ms};
 pub use grants::{Grants, Release};
-pub use journal::{Appended, Journal, JournalEntry};
+pub use journal::{Appended, Journal, JournalEntry, QuarantineStats, Quarantined};
 pub use links::Links;
 pub use students::Students;
 
@@ -128,6 +128,43 @@ impl DocStore {
         body: String,
     ) -> anyhow::Result<Appended> {
         dispatch!(self, b => b.journal.append(event, workflow_id, body).await, b.append(event, workflow_id, body).await)
+    }
+    /// Records a delivery the parser could not read, quarantined with the reason.
+    pub async fn append_quarantined(
+        &self,
+        key: String,
+        event_name: Option<String>,
+        body: String,
+        reason: String,
+        parser_version: u32,
+    ) -> anyhow::Result<Appended> {
+        dispatch!(self,
+            b => b.journal.append_quarantined(key, event_name, body, reason, parser_version).await,
+            b.append_quarantined(key, event_name, body, reason, parser_version).await)
+    }
+    /// Quarantined entries by key, after the cursor `after`.
+    pub async fn quarantined(&self, after: Option<String>, limit: usize) -> anyhow::Result<Vec<Quarantined>> {
+        dispatch!(self, b => b.journal.quarantined(after, limit).await, b.quarantined(after, limit).await)
+    }
+    pub async fn quarantine_stats(&self) -> anyhow::Result<QuarantineStats> {
+        dispatch!(self, b => b.journal.quarantine_stats().await, b.quarantine_stats().await)
+    }
+    /// A redriven entry the parser now reads leaves quarantine (false: not quarantined).
+    pub async fn release_quarantined(
+        &self,
+        key: String,
+        event: HotmartEvent,
+        workflow_id: Option<String>,
+    ) -> anyhow::Result<bool> {
+        dispatch!(self, b => b.journal.release(key, event, workflow_id).await, b.release_quarantined(key, event, workflow_id).await)
+    }
+    /// A redriven entry the parser still cannot read: the new reason and version.
+    pub async fn requarantine(&self, key: String, reason: String, parser_version: u32) -> anyhow::Result<()> {
+        dispatch!(self, b => b.journal.requarantine(key, reason, parser_version).await, b.requarantine(key, reason, parser_version).await)
+    }
+    /// The workflow a subscriber code belongs to, from earlier events that named both.
+    pub async fn subscriber_workflow(&self, code: String) -> anyhow::Result<Option<String>> {
+        dispatch!(self, b => b.journal.subscriber_workflow(code).await, b.subscriber_workflow(code).await)
     }
     pub async fn pending(&self, limit: usize) -> anyhow::Result<Vec<JournalEntry>> {
         dispatch!(self, b => b.journal.pending(limit).await, b.pending(limit).await)

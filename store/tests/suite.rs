@@ -12,7 +12,8 @@ use tollgate_domain::fixtures::Sale;
 use tollgate_domain::hotmart::parse;
 use tollgate_domain::{AccessPolicy, CourseLink, HotmartEvent, ProductId};
 use tollgate_store::{
-    Appended, Db, DocStore, FirestoreDocs, Journal, Release, SqliteDocs, StoreError, StudentAccess,
+    Appended, Db, DocStore, FirestoreDocs, Journal, QuarantineStats, Release, SqliteDocs, StoreError,
+    StudentAccess,
 };
 
 fn event(id: &str, txn: &str) -> HotmartEvent {
@@ -89,7 +90,84 @@ both_backends!(
     student_access_keeps_the_newest,
     student_access_by_email_and_product,
     journal_between_lists_routable_entries_in_a_window,
+    an_unreadable_delivery_is_kept_quarantined_and_released_by_a_redrive,
+    quarantine_pages_by_key,
+    a_subscriber_code_finds_its_workflow,
 );
+
+async fn an_unreadable_delivery_is_kept_quarantined_and_released_by_a_redrive(s: &DocStore) {
+    assert_eq!(s.quarantine_stats().await.unwrap(), QuarantineStats { count: 0, oldest_received_at: None });
+    let body = r#"{"id":"q1", "event":"PURCHASE_APPROVED", "data":{}}"#;
+    let q = |body: &str| {
+        s.append_quarantined(
+            "q1".into(),
+            Some("PURCHASE_APPROVED".into()),
+            body.into(),
+            "missing data.buyer".into(),
+            1,
+        )
+    };
+    assert_eq!(q(body).await.unwrap(), Appended::New);
+    assert_eq!(q(body).await.unwrap(), Appended::Duplicate { deliveries: 2 }, "a resend is counted");
+    let stats = s.quarantine_stats().await.unwrap();
+    assert_eq!(stats.count, 1);
+    assert!(stats.oldest_received_at.is_some());
+    // Kept, never pending, listed with what operators need.
+    assert_eq!(s.journal_counts().await.unwrap(), (1, 0));
+    assert!(s.pending(10).await.unwrap().is_empty());
+    let listed = s.quarantined(None, 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let e = &listed[0];
+    assert_eq!(
+        (e.key.as_str(), e.event_name.as_deref(), e.reason.as_str(), e.parser_version, e.body.as_str()),
+        ("q1", Some("PURCHASE_APPROVED"), "missing data.buyer", Some(1), body)
+    );
+    // Still unreadable after a redrive: the new reason and version are kept.
+    s.requarantine("q1".into(), "still missing data.buyer".into(), 2).await.unwrap();
+    let e = &s.quarantined(None, 10).await.unwrap()[0];
+    assert_eq!((e.reason.as_str(), e.parser_version), ("still missing data.buyer", Some(2)));
+    // Readable now: released to its workflow and forwarded like any entry.
+    let mut ev = event("q1", "HQ1");
+    assert!(s.release_quarantined("q1".into(), ev.clone(), Some("purchase-HQ1".into())).await.unwrap());
+    assert!(
+        !s.release_quarantined("q1".into(), ev.clone(), Some("purchase-HQ1".into())).await.unwrap(),
+        "once"
+    );
+    assert_eq!(s.quarantine_stats().await.unwrap().count, 0);
+    let pending = s.pending(10).await.unwrap();
+    assert_eq!(
+        (pending.len(), pending[0].key.as_str(), pending[0].workflow_id.as_str()),
+        (1, "q1", "purchase-HQ1")
+    );
+    assert_eq!(pending[0].event, ev);
+    // An entry that was never quarantined is not released.
+    ev = event("e9", "HQ9");
+    s.append(ev.clone(), Some("purchase-HQ9".into()), "{}".into()).await.unwrap();
+    assert!(!s.release_quarantined("e9".into(), ev, Some("purchase-HQ9".into())).await.unwrap());
+}
+
+async fn quarantine_pages_by_key(s: &DocStore) {
+    for key in ["k3", "k1", "k2"] {
+        s.append_quarantined(key.into(), None, "[]".into(), "not an object".into(), 2).await.unwrap();
+    }
+    let keys = |v: Vec<tollgate_store::Quarantined>| v.into_iter().map(|q| q.key).collect::<Vec<_>>();
+    assert_eq!(keys(s.quarantined(None, 2).await.unwrap()), ["k1", "k2"]);
+    assert_eq!(keys(s.quarantined(Some("k2".into()), 2).await.unwrap()), ["k3"]);
+    assert_eq!(s.quarantined(None, 10).await.unwrap()[0].event_name, None);
+}
+
+async fn a_subscriber_code_finds_its_workflow(s: &DocStore) {
+    let body = Sale::subscription(7, "SUB9", "HS1", "ana@example.com", 1, 1_762_000_000_000).event(
+        "PURCHASE_APPROVED",
+        "s1",
+        1_760_000_000_000,
+    );
+    let ev = parse(body.to_string().as_bytes()).unwrap().event;
+    assert_eq!(s.subscriber_workflow("SUB9".into()).await.unwrap(), None);
+    s.append(ev, Some("subscription-7-SUB9".into()), "{}".into()).await.unwrap();
+    assert_eq!(s.subscriber_workflow("SUB9".into()).await.unwrap().as_deref(), Some("subscription-7-SUB9"));
+    assert_eq!(s.subscriber_workflow("OTHER".into()).await.unwrap(), None);
+}
 
 async fn journal_between_lists_routable_entries_in_a_window(s: &DocStore) {
     let now =
@@ -439,4 +517,22 @@ async fn sqlite_concurrent_appends_group_commit_without_loss() {
     }
     assert_eq!(new, 150);
     assert_eq!(j.counts().await.unwrap(), (150, 150));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_file_from_before_quarantine_at_ingress_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    // The journal as the first release created it.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE journal (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE,
+             kind TEXT NOT NULL, workflow_id TEXT, event TEXT NOT NULL, received_at INTEGER NOT NULL,
+             deliveries INTEGER NOT NULL DEFAULT 1, body TEXT NOT NULL, forwarded_at INTEGER, quarantined TEXT);",
+        )
+        .unwrap();
+    let s = DocStore::Sqlite(SqliteDocs::open(&path).unwrap());
+    s.append_quarantined("q".into(), None, "[]".into(), "not an object".into(), 2).await.unwrap();
+    assert_eq!(s.quarantined(None, 1).await.unwrap()[0].parser_version, Some(2));
 }
