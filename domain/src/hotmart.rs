@@ -245,6 +245,17 @@ impl WorkflowKey {
     pub fn is_subscription(&self) -> bool {
         matches!(self, Self::Subscription { .. })
     }
+
+    /// The key a workflow id was made from (ids are `workflow_id()`'s output; a product id
+    /// is a number, so the first `-` after it ends it).
+    pub fn from_workflow_id(id: &str) -> Option<Self> {
+        if let Some(transaction) = id.strip_prefix("purchase-").filter(|t| !t.is_empty()) {
+            return Some(Self::Purchase { transaction: transaction.to_string() });
+        }
+        let (product, subscriber) = id.strip_prefix("subscription-")?.split_once('-')?;
+        let product = ProductId(product.parse().ok()?);
+        (!subscriber.is_empty()).then(|| Self::Subscription { product, subscriber: subscriber.to_string() })
+    }
 }
 
 impl HotmartEvent {

@@ -76,11 +76,11 @@ fn unknown_events_and_values_are_kept() {
     assert_eq!(e.workflow_key(), None);
 
     let mut v: serde_json::Value = serde_json::from_str(RENEWAL).unwrap();
-    v["data"]["purchase"]["status"] = json!("CANCELED");
+    v["data"]["purchase"]["status"] = json!("CANCELED_SOMEHOW");
     v["data"]["subscription"]["status"] = json!("DELAYED_SOMEHOW");
     v["hottok"] = json!("tok");
     let d = parse(v.to_string().as_bytes()).unwrap();
-    assert_eq!(d.event.purchase.unwrap().status, Some(PurchaseStatus::Other("CANCELED".into())));
+    assert_eq!(d.event.purchase.unwrap().status, Some(PurchaseStatus::Other("CANCELED_SOMEHOW".into())));
     assert_eq!(d.event.subscription_status, Some(SubscriptionStatus::Other("DELAYED_SOMEHOW".into())));
     assert_eq!(d.hottok.as_deref(), Some("tok"));
     assert!(!d.stored_body.contains("hottok"), "the token is not kept: {}", d.stored_body);
@@ -146,4 +146,21 @@ fn bad_bodies_name_the_field() {
     }
     assert!(matches!(parse(b"{not json"), Err(ParseError::NotJson(_))));
     assert!(parse(b"[1,2]").is_err());
+}
+
+#[test]
+fn a_workflow_id_gives_back_its_key() {
+    for key in [
+        WorkflowKey::Purchase { transaction: "HP-12-3".into() },
+        WorkflowKey::Subscription { product: tollgate_domain::ProductId(0), subscriber: "I9OT-62C3".into() },
+        WorkflowKey::Subscription {
+            product: tollgate_domain::ProductId(1355458),
+            subscriber: "KOBB7XB2".into(),
+        },
+    ] {
+        assert_eq!(WorkflowKey::from_workflow_id(&key.workflow_id()), Some(key.clone()));
+    }
+    for bad in ["purchase-", "subscription-x-A", "subscription-7-", "subscription-7", "other-1"] {
+        assert_eq!(WorkflowKey::from_workflow_id(bad), None, "{bad}");
+    }
 }
