@@ -4,6 +4,7 @@
 
 pub mod temporal;
 
+pub mod rng;
 pub mod synthetic;
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::process::{Child, Command};
+use tollgate_domain::hotmart::{ProductId, WorkflowKey};
 use tollgate_simulator::{SimConfig, SimHandle};
 use tollgate_workflows::Status;
 
@@ -56,6 +58,17 @@ pub fn unique_product() -> i64 {
 }
 
 pub use tollgate_store::now_ms;
+
+/// The id of a one-off purchase's workflow, as the starter names it.
+pub fn purchase_wf(transaction: &str) -> String {
+    WorkflowKey::Purchase { transaction: transaction.to_string() }.workflow_id()
+}
+
+/// The id of a subscription's workflow, as the starter names it.
+pub fn subscription_wf(product: i64, subscriber: &str) -> String {
+    WorkflowKey::Subscription { product: ProductId(product), subscriber: subscriber.to_string() }
+        .workflow_id()
+}
 
 #[derive(Clone)]
 pub struct StackOptions {

@@ -5,23 +5,7 @@ use tollgate_domain::metrics::{DAY_MS, Day};
 use tollgate_domain::money::Money;
 use tollgate_domain::revenue::{RevenueKind, RevenueRow};
 
-/// xorshift64*: reproducible without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
+use crate::rng::Rng;
 
 /// One-off courses (product, price in cents) and subscription plans (product, price,
 /// months per charge).
@@ -31,7 +15,7 @@ const PLANS: [(i64, i64, i64); 2] = [(2001, 4_990, 1), (2002, 49_900, 12)];
 /// Sales for the days `last - days + 1 ..= last`: about `per_day` one-off sales and
 /// `per_day / 4` new subscriptions a day, with renewals, refunds, chargebacks and churn.
 pub fn revenue_rows(seed: u64, last: Day, days: i64, per_day: u64, currency: &str) -> Vec<RevenueRow> {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let mut rows = Vec::new();
     let first = last.index() - days + 1;
     let end = last.end_ms();

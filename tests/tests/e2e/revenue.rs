@@ -12,11 +12,7 @@ use tollgate_domain::revenue::{RevenueKind, RevenueRow};
 use tollgate_tests::{API_TOKEN, DASHBOARD_TOKEN, Stack, StackOptions, now_ms, unique, unique_product};
 use tollgate_warehouse::{SqliteWarehouse, Warehouse};
 
-const WAIT: Duration = Duration::from_secs(25);
-
-fn email(prefix: &str) -> String {
-    format!("{}@example.com", unique(prefix)).to_lowercase()
-}
+use crate::{WAIT, email};
 
 /// GET a dashboard endpoint with the read-only token.
 async fn dash(stack: &Stack, path: &str) -> (u16, Value) {
@@ -223,7 +219,7 @@ async fn schedules_apply_is_idempotent_and_a_scheduled_run_completes() {
     let stack = Stack::spawn(StackOptions::default()).await;
     let out = stack.starter_cmd(&["schedules", "apply"]).await;
     let again = stack.starter_cmd(&["schedules", "apply", "--rollup-cron", "30 1 * * *"]).await;
-    // Other test binaries never apply schedules; this test owns the ids on its server.
+    // No other test applies schedules; this test owns the ids on its server.
     assert!(out.contains("tollgate-revenue-rollup:") && out.contains("tollgate-revenue-reconcile:"), "{out}");
     assert_eq!(again.lines().filter(|l| l.ends_with("updated")).count(), 2, "{again}");
     let client = stack.client().await;

@@ -7,13 +7,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tollgate_domain::AccessState;
 use tollgate_domain::fixtures::{Sale, cancellation};
-use tollgate_tests::{Stack, StackOptions, now_ms, unique, unique_product};
+use tollgate_tests::{Stack, StackOptions, now_ms, purchase_wf, subscription_wf, unique, unique_product};
 
-const WAIT: Duration = Duration::from_secs(25);
-
-fn email(prefix: &str) -> String {
-    format!("{}@example.com", unique(prefix))
-}
+use crate::{WAIT, email};
 
 fn revenue_of<'a>(rows: &'a [Value], txn: &str) -> Vec<&'a Value> {
     rows.iter().filter(|r| r["transaction"] == txn).collect()
@@ -33,7 +29,7 @@ async fn purchase_enrolls_and_refund_unenrolls() {
     let (code, body) = stack.post(&approved).await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["status"], "accepted");
-    assert_eq!(body["workflow_id"], format!("purchase-{txn}"));
+    assert_eq!(body["workflow_id"], purchase_wf(&txn));
     stack.wait_enrolled(&email, &["101", "102"], WAIT).await;
     // A resend is recognised at the door.
     let (code, body) = stack.post(&approved).await;
@@ -41,7 +37,7 @@ async fn purchase_enrolls_and_refund_unenrolls() {
 
     stack.post(&sale.event("PURCHASE_REFUNDED", &unique("e"), t + 1000)).await;
     stack.wait_enrolled(&email, &[], WAIT).await;
-    let wf = format!("purchase-{txn}");
+    let wf = purchase_wf(&txn);
     let s = stack.wait_status(&wf, WAIT, |s| s.state == AccessState::Revoked).await;
     assert!(s.reason.contains("refunded"), "{}", s.reason);
     assert!(
@@ -82,7 +78,7 @@ async fn chargeback_unenrolls_at_once() {
         revenue_of(&rows, &txn).iter().any(|r| r["kind"] == "chargeback" && r["gross"]["minor"] == -19700),
         "{rows:#?}"
     );
-    stack.check_replay(&format!("purchase-{txn}"), "chargeback").await;
+    stack.check_replay(&purchase_wf(&txn), "chargeback").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,7 +92,7 @@ async fn lifetime_purchase_ends_its_workflow_after_complete() {
     stack.post(&sale.event("PURCHASE_APPROVED", &unique("e"), t)).await;
     stack.post(&sale.event("PURCHASE_COMPLETE", &unique("e"), t + 1)).await;
     stack.wait_enrolled(&email, &["101"], WAIT).await;
-    let out = stack.run_result(&format!("purchase-{txn}"), WAIT).await;
+    let out = stack.run_result(&purchase_wf(&txn), WAIT).await;
     assert_eq!(out.state, AccessState::Active);
     assert_eq!(out.enrolled_courses, vec!["101"]);
     assert_eq!(stack.enrolled(&email), vec!["101"], "access outlives the workflow");
@@ -113,7 +109,7 @@ async fn missed_renewal_unenrolls_after_grace_and_late_payment_re_enrolls() {
     let first = Sale::subscription(p, &code, &unique("HP"), &email, 1, paid_until);
     stack.post(&first.event("PURCHASE_APPROVED", &unique("e"), t)).await;
     stack.wait_enrolled(&email, &["102"], WAIT).await;
-    let wf = format!("subscription-{p}-{code}");
+    let wf = subscription_wf(p, &code);
     let s = stack.wait_status(&wf, WAIT, |s| s.until.is_some()).await;
     assert_eq!(s.until, Some(paid_until + 2_000));
 
@@ -145,7 +141,7 @@ async fn delayed_renewal_starts_the_grace_countdown() {
     stack.wait_enrolled(&email, &["103"], WAIT).await;
     let renewal = Sale::subscription(p, &code, &unique("HP"), &email, 2, t + 3_600_000);
     stack.post(&renewal.event("PURCHASE_DELAYED", &unique("e"), t + 500)).await;
-    let wf = format!("subscription-{p}-{code}");
+    let wf = subscription_wf(p, &code);
     let s = stack.wait_status(&wf, WAIT, |s| s.state == AccessState::Grace).await;
     assert_eq!(s.until, Some(t + 500 + 3_000));
     stack.wait_enrolled(&email, &[], WAIT).await;
@@ -163,7 +159,7 @@ async fn cancellation_keeps_access_until_paid_period_ends() {
     stack.post(&sale.event("PURCHASE_APPROVED", &unique("e"), t)).await;
     stack.wait_enrolled(&email, &["103"], WAIT).await;
     stack.post(&cancellation(&unique("e"), t + 500, p, &code, &email, paid_until)).await;
-    let wf = format!("subscription-{p}-{code}");
+    let wf = subscription_wf(p, &code);
     stack.wait_status(&wf, WAIT, |s| s.state == AccessState::Cancelled).await;
     assert_eq!(stack.enrolled(&email), vec!["103"], "still enrolled during the paid period");
     stack.wait_enrolled(&email, &[], WAIT).await;
@@ -186,7 +182,7 @@ async fn fixed_term_access_expires() {
     stack.wait_enrolled(&email, &["101"], WAIT).await;
     stack.wait_enrolled(&email, &[], WAIT).await;
     assert!(now_ms() >= t + 4_000, "expired early");
-    let s = stack.wait_status(&format!("purchase-{txn}"), WAIT, |s| s.state == AccessState::Expired).await;
+    let s = stack.wait_status(&purchase_wf(&txn), WAIT, |s| s.state == AccessState::Expired).await;
     assert!(s.reason.contains("fixed term of 4s"), "{}", s.reason);
 }
 
@@ -197,7 +193,7 @@ async fn unlinked_product_waits_then_proceeds_once_linked() {
     let p = unique_product();
     let (txn, email) = (unique("HP"), email("wait"));
     stack.post(&Sale::one_off(p, &txn, &email).event("PURCHASE_APPROVED", &unique("e"), now_ms())).await;
-    let wf = format!("purchase-{txn}");
+    let wf = purchase_wf(&txn);
     let s = stack.wait_status(&wf, WAIT, |s| s.state == AccessState::AwaitingLink).await;
     assert!(s.reason.contains("no course link"), "operators see why: {}", s.reason);
     assert!(stack.enrolled(&email).is_empty());
@@ -262,7 +258,7 @@ async fn duplicated_and_shuffled_streams_match_the_ordered_stream() {
             let (code, b) = stack.post(body).await;
             assert_eq!(code, 200, "{b}");
         }
-        let wf = format!("subscription-{p}-{code}");
+        let wf = subscription_wf(p, &code);
         let s = stack
             .wait_status(&wf, WAIT, |s| {
                 s.events_seen == 5 && s.pending_events == 0 && s.state == AccessState::Revoked
@@ -300,7 +296,7 @@ async fn long_subscriptions_continue_as_new_without_losing_events() {
         let sale = Sale::subscription(p, &code, &unique("HP"), &email, i, t + i as i64 * 60_000);
         stack.post(&sale.event("PURCHASE_APPROVED", &unique("e"), t + i as i64)).await;
     }
-    let wf = format!("subscription-{p}-{code}");
+    let wf = subscription_wf(p, &code);
     let until = t + n as i64 * 60_000 + 3_600_000;
     let s = stack
         .wait_status(&wf, Duration::from_secs(60), |s| {
@@ -331,7 +327,7 @@ async fn chargeback_after_the_run_ended_still_unenrolls() {
     stack.post(&sale.event("PURCHASE_APPROVED", &unique("e"), t)).await;
     stack.post(&sale.event("PURCHASE_COMPLETE", &unique("e"), t + 1)).await;
     stack.wait_enrolled(&email, &["101", "102"], WAIT).await;
-    let wf = format!("purchase-{txn}");
+    let wf = purchase_wf(&txn);
     stack.run_result(&wf, WAIT).await;
 
     stack.post(&sale.event("PURCHASE_CHARGEBACK", &unique("e"), t + 90_000)).await;
@@ -357,7 +353,7 @@ async fn a_course_held_by_two_purchases_survives_the_first_ending() {
     stack
         .post(&Sale::one_off(long, &second_txn, &email).event("PURCHASE_APPROVED", &unique("e"), t + 10))
         .await;
-    let first_wf = format!("purchase-{}", first.transaction);
+    let first_wf = purchase_wf(&first.transaction);
     let s = stack.wait_status(&first_wf, WAIT, |s| s.state == AccessState::Expired).await;
     assert!(
         s.decisions.iter().any(|d| d.actions.iter().any(|a| a.contains("kept: still granted by"))),

@@ -1,6 +1,6 @@
 //! Dashboard query time over a large embedded warehouse.
 //!
-//! `cargo run --release -p tollgate-tests --bin warehouse-bench -- [rows]` (default
+//! `cargo run --release -p tollgate-bench --bin warehouse-bench -- [rows]` (default
 //! 1,000,000): fills a fresh SQLite warehouse with synthetic sales spread over two years,
 //! then times each query the dashboard and the daily rollup make, five runs each.
 

@@ -1,13 +1,11 @@
 //! The staff REST API: every route's success and error statuses, auth, pagination, the
 //! OpenAPI document against the real routes, and the workflow effects of link changes.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use tollgate_domain::fixtures::Sale;
-use tollgate_tests::{Stack, StackOptions, now_ms, unique, unique_product};
+use tollgate_tests::{Stack, StackOptions, now_ms, purchase_wf, unique, unique_product};
 
-const WAIT: Duration = Duration::from_secs(25);
+use crate::WAIT;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn links_crud_validation_auth_and_pagination() {
@@ -120,7 +118,7 @@ async fn link_changes_reach_students_through_their_workflows() {
     let txn = unique("HP");
     // A purchase before any link: it waits, then proceeds once the API creates the link.
     stack.post(&Sale::one_off(p, &txn, &email).event("PURCHASE_APPROVED", &unique("e"), now_ms())).await;
-    let wf = format!("purchase-{txn}");
+    let wf = purchase_wf(&txn);
     stack.wait_status(&wf, WAIT, |s| s.state == tollgate_domain::AccessState::AwaitingLink).await;
     let (code, b) = stack
         .api("POST", "/api/links", Some(json!({"product_id": p, "courses": ["101"], "policy": "lifetime"})))
@@ -232,7 +230,7 @@ async fn adding_a_course_reaches_settled_lifetime_students() {
     stack.post(&sale.event("PURCHASE_APPROVED", &unique("e"), t)).await;
     stack.post(&sale.event("PURCHASE_COMPLETE", &unique("e"), t + 1)).await;
     stack.wait_enrolled(&email, &["101"], WAIT).await;
-    stack.run_result(&format!("purchase-{txn}"), WAIT).await;
+    stack.run_result(&purchase_wf(&txn), WAIT).await;
 
     let (code, b) = stack
         .api(

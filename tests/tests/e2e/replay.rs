@@ -1,5 +1,5 @@
 //! Histories recorded from the end-to-end scenarios (`TOLLGATE_RECORD_HISTORIES=1 cargo
-//! test -p tollgate-tests --test access`) replayed against the current workflow code. A
+//! test -p tollgate-tests --test e2e access::`) replayed against the current workflow code. A
 //! change that would break running workflows fails here with a nondeterminism error.
 
 use std::path::Path;

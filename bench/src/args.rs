@@ -1,0 +1,122 @@
+//! Flags. Defaults are issue 5's targets; `--quick` shrinks every count for a ~5-minute
+//! smoke run, and a count given explicitly wins over `--quick`.
+
+use std::collections::HashSet;
+
+use clap::Parser;
+
+const SECTIONS: [&str; 6] = ["enroll", "unenroll", "burst", "ack", "ceiling", "scale"];
+
+#[derive(Parser)]
+#[command(name = "tollgate-bench", about = "Tollgate's load generator and benchmark")]
+struct Flags {
+    /// Shrink every count for a ~5-minute smoke run.
+    #[arg(long)]
+    quick: bool,
+    #[arg(long, value_delimiter = ',', default_values = SECTIONS, value_parser = SECTIONS)]
+    sections: Vec<String>,
+    #[arg(long, value_delimiter = ',', default_values = ["journal", "direct"], value_parser = ["journal", "direct"])]
+    ingress: Vec<String>,
+    /// New purchases per second in the enroll section.
+    #[arg(long, default_value_t = 10.0)]
+    enroll_rate: f64,
+    #[arg(long, help = "Seconds of the enroll section [default: 20, --quick 5]")]
+    enroll_secs: Option<u64>,
+    #[arg(long, help = "Fixed-term purchases in the unenroll section [default: 50, --quick 10]")]
+    expiries: Option<usize>,
+    #[arg(long, help = "Deliveries sent at once in the burst section [default: 5000, --quick 500]")]
+    burst: Option<usize>,
+    /// Requests in flight at most during the burst.
+    #[arg(long, default_value_t = 256)]
+    burst_conc: usize,
+    /// Requests per second in the ack section.
+    #[arg(long, default_value_t = 500.0)]
+    ack_rate: f64,
+    #[arg(long, help = "Seconds of the ack section [default: 60, --quick 5]")]
+    ack_secs: Option<u64>,
+    /// Share of deliveries sent twice.
+    #[arg(long, default_value_t = 0.1)]
+    dup: f64,
+    /// Share of deliveries moved ahead of their place.
+    #[arg(long, default_value_t = 0.2)]
+    reorder: f64,
+    /// TalentLMS calls per second Tollgate may make (`TALENTLMS_MAX_RPS`).
+    #[arg(long, default_value_t = 40.0)]
+    max_rps: f64,
+    #[arg(long, help = "Seconds to wait for the journal to drain [default: 300, --quick 60]")]
+    drain_timeout: Option<u64>,
+    /// Webhook request timeout.
+    #[arg(long, default_value_t = 10_000)]
+    timeout_ms: u64,
+    #[arg(long, help = "Subscriptions in the scale section [default: 10000, --quick 500]")]
+    scale: Option<usize>,
+    /// TalentLMS cap in the scale section.
+    #[arg(long, default_value_t = 400.0)]
+    scale_max_rps: f64,
+    /// Seconds for the scale section to get them all enrolled.
+    #[arg(long, default_value_t = 900)]
+    scale_timeout: u64,
+    #[arg(
+        long,
+        help = "Signal-with-starts per concurrency in the ceiling section [default: 2000, --quick 300]"
+    )]
+    ceiling: Option<usize>,
+    /// Seed of the Hotmart streams.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Clone)]
+pub struct Args {
+    pub sections: HashSet<String>,
+    pub ingress: Vec<String>,
+    pub enroll_rate: f64,
+    pub enroll_secs: u64,
+    pub expiries: usize,
+    pub burst: usize,
+    pub burst_conc: usize,
+    pub ack_rate: f64,
+    pub ack_secs: u64,
+    pub dup: f64,
+    pub reorder: f64,
+    pub max_rps: f64,
+    pub drain_timeout: u64,
+    pub timeout_ms: u64,
+    pub scale: usize,
+    pub scale_max_rps: f64,
+    pub scale_timeout: u64,
+    pub ceiling: usize,
+    pub seed: u64,
+}
+
+impl Args {
+    pub fn parse() -> Args {
+        let f = Flags::parse();
+        // (full run, --quick)
+        let pick =
+            |given: Option<u64>, full: u64, quick: u64| given.unwrap_or(if f.quick { quick } else { full });
+        let count =
+            |given: Option<usize>, full: u64, quick: u64| pick(given.map(|v| v as u64), full, quick) as usize;
+        Args {
+            sections: f.sections.iter().cloned().collect(),
+            ingress: f.ingress.clone(),
+            enroll_rate: f.enroll_rate,
+            enroll_secs: pick(f.enroll_secs, 20, 5),
+            expiries: count(f.expiries, 50, 10),
+            burst: count(f.burst, 5000, 500),
+            burst_conc: f.burst_conc,
+            ack_rate: f.ack_rate,
+            ack_secs: pick(f.ack_secs, 60, 5),
+            dup: f.dup,
+            reorder: f.reorder,
+            max_rps: f.max_rps,
+            drain_timeout: pick(f.drain_timeout, 300, 60),
+            timeout_ms: f.timeout_ms,
+            scale: count(f.scale, 10_000, 500),
+            scale_max_rps: f.scale_max_rps,
+            scale_timeout: f.scale_timeout,
+            ceiling: count(f.ceiling, 2000, 300),
+            seed: f.seed,
+        }
+    }
+}
