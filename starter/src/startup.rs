@@ -27,9 +27,8 @@ pub struct AppState {
     pub wake: Arc<Notify>,
 }
 
-/// A running starter: its bound address and a way to stop it.
+/// A running starter: a way to stop it.
 pub struct Running {
-    pub addr: SocketAddr,
     shutdown: Arc<Notify>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -78,5 +77,5 @@ pub async fn serve(settings: Settings, addr: SocketAddr) -> anyhow::Result<Runni
         Ok(())
     });
     tracing::info!(%addr, "listening for Hotmart webhooks on /webhooks/hotmart");
-    Ok(Running { addr, shutdown, task })
+    Ok(Running { shutdown, task })
 }
