@@ -2,7 +2,6 @@
 //! TalentLMS "already enrolled"/"not enrolled" count as success, users are found before
 //! they are created, and revenue rows are keyed.
 
-pub mod config;
 pub mod revenue_reconcile;
 
 use std::sync::Arc;

@@ -10,8 +10,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use temporalio_client::{Client, WorkflowIdConflictPolicy, WorkflowStartOptions};
 use tokio::sync::Notify;
-use tollgate_activities::config::{Settings, temporal_client};
 use tollgate_domain::HotmartEvent;
+use tollgate_service::{Settings, Temporal};
 use tollgate_store::{DocStore, JournalEntry};
 use tollgate_workflows::{AccessInput, AccessWorkflow};
 
@@ -20,10 +20,10 @@ const IN_FLIGHT: usize = 32;
 const IDLE_POLL: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-pub async fn run(journal: DocStore, settings: Settings, wake: Arc<Notify>) {
+pub async fn run(journal: DocStore, settings: Arc<Settings>, temporal: Temporal, wake: Arc<Notify>) {
     let mut backoff = Duration::from_millis(200);
     let client = loop {
-        match temporal_client().await {
+        match temporal.client().await {
             Ok(c) => break c,
             Err(e) => {
                 tracing::warn!(error = %e, "Temporal unreachable; webhooks are journaled and will be forwarded later");

@@ -4,18 +4,22 @@
 //! server caps, so all workers together never exceed `TALENTLMS_MAX_RPS`.
 
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
-use tollgate_activities::config::{Settings, temporal_client};
 use tollgate_activities::{StoreActivities, TalentLmsActivities};
+use tollgate_service::{Settings, Temporal};
 use tollgate_store::DocStore;
 use tollgate_warehouse::Warehouse;
 use tollgate_workflows::{AccessWorkflow, ReconcileWorkflow, RollupWorkflow};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tollgate_activities::config::init_logging();
     let settings = Settings::from_env()?;
-    let api_key =
-        settings.talentlms_api_key.clone().ok_or_else(|| anyhow::anyhow!("TALENTLMS_API_KEY is not set"))?;
+    tollgate_service::telemetry::init(&settings.log_filter);
+    let api_key = settings
+        .talentlms_api_key
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("TALENTLMS_API_KEY is not set"))?
+        .expose()
+        .to_string();
     tracing::info!(?settings, "starting worker");
 
     let docs = DocStore::open(&settings.store).await?;
@@ -32,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let runtime = Runtime::from_current_tokio(Default::default())?;
-    let client = temporal_client().await?;
+    let client = Temporal::new(settings.temporal.clone()).client().await?.clone();
 
     let main_opts = WorkerOptions::new(settings.task_queue.as_str())
         .register_workflow::<AccessWorkflow>()?
@@ -114,7 +118,7 @@ async fn stop_requested(max_rss_mb: Option<u64>) -> anyhow::Result<Stop> {
         }
     };
     Ok(tokio::select! {
-        signal = tollgate_activities::config::shutdown_signal() => Stop::Signal(signal?),
+        signal = tollgate_service::shutdown_signal() => Stop::Signal(signal?),
         stop = ceiling => stop,
     })
 }

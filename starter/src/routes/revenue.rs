@@ -6,81 +6,35 @@
 //! URL. Every figure comes from the warehouse; amounts are integer minor units of one
 //! currency per request.
 
-use std::sync::Arc;
-
-use axum::Json;
-use axum::extract::{FromRequestParts, Query, State};
-use axum::http::request::Parts;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
-use subtle::ConstantTimeEq;
+use serde_json::{Value, json};
 use tollgate_domain::metrics::{CourseDay, Currency, Day, DayRange, SubscriptionDay};
 use tollgate_warehouse::Warehouse;
 
-const PAGE: &str = include_str!("../assets/dashboard.html");
-const CHART_JS: &str = include_str!("../assets/chart-4.6.1.umd.min.js");
-const COOKIE: &str = "tollgate_dashboard";
-/// Default range when none is given: the last 30 days.
-const DEFAULT_DAYS: i64 = 30;
+use crate::auth::{COOKIE, Reader, cookie_token};
+use crate::error::{ApiError, ApiResult, Params};
+use crate::startup::AppState;
 
-#[derive(Clone)]
-pub struct DashState {
-    pub warehouse: Warehouse,
-    /// Tokens that may read revenue (the API token and the dashboard token).
-    pub tokens: Arc<Vec<Vec<u8>>>,
-}
-
-impl DashState {
-    fn admits(&self, presented: &str) -> bool {
-        // Every token is compared, so timing does not tell which one matched.
-        self.tokens
-            .iter()
-            .fold(false, |ok, t| ok | (!t.is_empty() && bool::from(presented.as_bytes().ct_eq(t))))
-    }
-}
-
-pub fn router(state: DashState) -> axum::Router {
-    axum::Router::new()
+pub fn router(warehouse: Warehouse) -> Router<AppState> {
+    Router::new()
         .route("/dashboard", get(page))
         .route("/dashboard/login", post(login))
         .route("/dashboard/chart.js", get(chart_js))
         .route("/api/revenue/currencies", get(currencies))
         .route("/api/revenue/daily", get(daily))
         .route("/api/revenue/subscriptions", get(subscriptions))
-        .with_state(state)
+        .layer(Extension(warehouse))
 }
 
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": code, "message": message.into() }))).into_response()
-}
-
-fn cookie_token(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| v.to_string())
-}
-
-/// Extractor: a reader with a valid bearer token or dashboard cookie.
-pub struct Reader;
-
-impl FromRequestParts<DashState> for Reader {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &DashState) -> Result<Self, Response> {
-        match crate::api::bearer(parts).map(str::to_string).or_else(|| cookie_token(&parts.headers)) {
-            Some(t) if state.admits(&t) => Ok(Reader),
-            _ => Err(error(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong token")),
-        }
-    }
-}
+const PAGE: &str = include_str!("../../assets/dashboard.html");
+const CHART_JS: &str = include_str!("../../assets/chart-4.6.1.umd.min.js");
+/// Default range when none is given: the last 30 days.
+const DEFAULT_DAYS: i64 = 30;
 
 fn signed_in(token: &str, to: &str) -> Response {
     let mut res = Redirect::to(to).into_response();
@@ -92,12 +46,12 @@ fn signed_in(token: &str, to: &str) -> Response {
 }
 
 async fn page(
-    State(state): State<DashState>,
+    State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<std::collections::BTreeMap<String, String>>,
 ) -> Response {
     if let Some(token) = q.get("token") {
-        if !state.admits(token) {
+        if !state.tokens.reader(token.as_bytes()) {
             return (StatusCode::UNAUTHORIZED, Html(login_page("That token is not valid."))).into_response();
         }
         let rest: Vec<String> = q
@@ -110,7 +64,7 @@ async fn page(
         return signed_in(token, &to);
     }
     match cookie_token(&headers) {
-        Some(t) if state.admits(&t) => Html(PAGE).into_response(),
+        Some(t) if state.tokens.reader(t.as_bytes()) => Html(PAGE).into_response(),
         _ => (StatusCode::UNAUTHORIZED, Html(login_page(""))).into_response(),
     }
 }
@@ -120,8 +74,8 @@ struct LoginForm {
     token: String,
 }
 
-async fn login(State(state): State<DashState>, axum::Form(f): axum::Form<LoginForm>) -> Response {
-    if state.admits(f.token.trim()) {
+async fn login(State(state): State<AppState>, axum::Form(f): axum::Form<LoginForm>) -> Response {
+    if state.tokens.reader(f.token.trim().as_bytes()) {
         signed_in(f.token.trim(), "/dashboard")
     } else {
         (StatusCode::UNAUTHORIZED, Html(login_page("That token is not valid."))).into_response()
@@ -161,14 +115,8 @@ pub struct RangeQuery {
 }
 
 impl RangeQuery {
-    fn parse(&self) -> Result<(DayRange, Currency), Response> {
-        let bad = |field: &str, reason: String| {
-            (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Json(json!({ "error": "validation_failed", "message": reason, "field": field })),
-            )
-                .into_response()
-        };
+    fn parse(&self) -> ApiResult<(DayRange, Currency)> {
+        let bad = |field: &str, reason: String| ApiError::invalid_field(field, reason);
         let today = Day::of_ms(tollgate_store::now_ms());
         let to = match &self.to {
             Some(t) => t.parse::<Day>().map_err(|e| bad("to", e))?,
@@ -210,52 +158,40 @@ struct SubscriptionsView {
     days: Vec<SubscriptionDay>,
 }
 
-fn unavailable(e: anyhow::Error) -> Response {
-    tracing::error!(error = %e, "warehouse query failed");
-    error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("{e:#}"))
+async fn currencies(_: Reader, Extension(w): Extension<Warehouse>) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({ "currencies": w.currencies().await? })))
 }
 
-async fn currencies(_: Reader, State(s): State<DashState>) -> Response {
-    match s.warehouse.currencies().await {
-        Ok(c) => Json(json!({ "currencies": c })).into_response(),
-        Err(e) => unavailable(e),
-    }
+async fn daily(
+    _: Reader,
+    Extension(w): Extension<Warehouse>,
+    Params(q): Params<RangeQuery>,
+) -> ApiResult<Json<DailyView>> {
+    let (range, currency) = q.parse()?;
+    let courses = w.course_days(&currency, range).await?;
+    Ok(Json(DailyView {
+        exponent: tollgate_domain::money::exponent(currency.as_str()),
+        currency,
+        from: range.from,
+        to: range.to,
+        courses,
+    }))
 }
 
-async fn daily(_: Reader, State(s): State<DashState>, Query(q): Query<RangeQuery>) -> Response {
-    let (range, currency) = match q.parse() {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    match s.warehouse.course_days(&currency, range).await {
-        Ok(courses) => Json(DailyView {
-            exponent: tollgate_domain::money::exponent(currency.as_str()),
-            currency,
-            from: range.from,
-            to: range.to,
-            courses,
-        })
-        .into_response(),
-        Err(e) => unavailable(e),
-    }
-}
-
-async fn subscriptions(_: Reader, State(s): State<DashState>, Query(q): Query<RangeQuery>) -> Response {
-    let (range, currency) = match q.parse() {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    match s.warehouse.subscription_days(&currency, range).await {
-        Ok(days) => Json(SubscriptionsView {
-            exponent: tollgate_domain::money::exponent(currency.as_str()),
-            currency,
-            from: range.from,
-            to: range.to,
-            days,
-        })
-        .into_response(),
-        Err(e) => unavailable(e),
-    }
+async fn subscriptions(
+    _: Reader,
+    Extension(w): Extension<Warehouse>,
+    Params(q): Params<RangeQuery>,
+) -> ApiResult<Json<SubscriptionsView>> {
+    let (range, currency) = q.parse()?;
+    let days = w.subscription_days(&currency, range).await?;
+    Ok(Json(SubscriptionsView {
+        exponent: tollgate_domain::money::exponent(currency.as_str()),
+        currency,
+        from: range.from,
+        to: range.to,
+        days,
+    }))
 }
 
 fn html_escape(s: &str) -> String {

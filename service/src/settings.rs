@@ -1,0 +1,308 @@
+//! Every setting of the worker and the starter, parsed once at start-up from the
+//! environment. A missing or malformed variable fails the start with an error naming it;
+//! defaults run the local stack. Temporal's own connection settings (address, namespace,
+//! TLS, API key) come from Temporal's standard `TEMPORAL_*` variables or its config file,
+//! so pointing at a cluster or Temporal Cloud needs no code change.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, anyhow, bail, ensure};
+use tollgate_domain::duration::parse_secs;
+use tollgate_workflows::RulesConfig;
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Task queue of the workflows and store activities.
+    pub task_queue: String,
+    /// The embedded SQLite file (documents unless Firestore, revenue unless BigQuery).
+    pub db_path: PathBuf,
+    pub store: tollgate_store::StoreConfig,
+    pub warehouse: tollgate_warehouse::WarehouseConfig,
+    pub talentlms_url: String,
+    /// Required by the worker; when set, the starter also checks course ids against it.
+    pub talentlms_api_key: Option<Secret>,
+    /// Cap on TalentLMS calls per second across every worker.
+    pub talentlms_max_rps: f64,
+    /// Workflows the worker keeps in memory between tasks (TOLLGATE_MAX_CACHED_WORKFLOWS).
+    /// Ours sleep for days, so a small cache costs a short replay at wake-up and saves
+    /// memory per live subscription.
+    pub max_cached_workflows: usize,
+    /// TOLLGATE_WORKER_MAX_RSS_MB: above this resident size the worker drains and exits (code
+    /// 75) for its supervisor to restart it. Unset: no ceiling.
+    pub worker_max_rss_mb: Option<u64>,
+    pub rules: RulesConfig,
+    pub http: HttpSettings,
+    pub temporal: TemporalSettings,
+    /// `RUST_LOG`.
+    pub log_filter: String,
+}
+
+/// The starter's HTTP side.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// TOLLGATE_HTTP_ADDR.
+    pub addr: SocketAddr,
+    /// TOLLGATE_HOTTOK; `serve` refuses to start without it.
+    pub hottok: Option<Secret>,
+    /// TOLLGATE_API_TOKEN; unset leaves the staff API off.
+    pub api_token: Option<Secret>,
+    /// TOLLGATE_DASHBOARD_TOKEN: read-only revenue access (the API token also opens it).
+    pub dashboard_token: Option<Secret>,
+    pub ingress: Ingress,
+}
+
+/// How an accepted webhook reaches Temporal (TOLLGATE_INGRESS).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Ingress {
+    /// Journal (committed to disk), answer, and let the forwarder signal Temporal.
+    #[default]
+    Journal,
+    /// Signal-with-start within the request, no journal; only for the benchmark's comparison.
+    Direct,
+}
+
+/// Temporal's connection, loaded once from its standard configuration.
+#[derive(Clone)]
+pub struct TemporalSettings {
+    pub connection: temporalio_client::ConnectionOptions,
+    pub client: temporalio_client::ClientOptions,
+}
+
+impl std::fmt::Debug for TemporalSettings {
+    // The connection options may hold an API key: only where and which namespace.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TemporalSettings")
+            .field("target", &self.connection.target.as_str())
+            .field("namespace", &self.client.namespace)
+            .finish()
+    }
+}
+
+impl TemporalSettings {
+    /// `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `TEMPORAL_API_KEY`, `TEMPORAL_TLS*` or the
+    /// TOML profile, as every Temporal SDK reads them.
+    pub fn load() -> anyhow::Result<Self> {
+        use temporalio_client::ClientOptions;
+        use temporalio_client::envconfig::LoadClientConfigProfileOptions;
+        let (connection, client) = ClientOptions::load_from_config(LoadClientConfigProfileOptions::default())
+            .map_err(|e| anyhow!("Temporal client configuration (TEMPORAL_*): {e}"))?;
+        Ok(Self { connection, client })
+    }
+}
+
+/// A token or key: usable, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// The SDK's default is 1,000. Each cached AccessWorkflow costs the worker ~80 KB (scale
+/// benchmark, README), and a workflow that sleeps until its deadline gains nothing from
+/// staying cached: evicted, it replays its short history when it wakes.
+pub const DEFAULT_MAX_CACHED_WORKFLOWS: usize = 100;
+
+impl Settings {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_vars(|name| std::env::var(name).ok(), TemporalSettings::load()?)
+    }
+
+    /// Parses our variables from `lookup` (the environment, or a table in tests).
+    pub fn from_vars(
+        lookup: impl Fn(&str) -> Option<String>,
+        temporal: TemporalSettings,
+    ) -> anyhow::Result<Self> {
+        let env = Env(lookup);
+        let d = RulesConfig::default();
+        let max_rps: f64 = env.number("TALENTLMS_MAX_RPS", 10.0)?;
+        ensure!(max_rps > 0.0 && max_rps.is_finite(), "TALENTLMS_MAX_RPS: {max_rps} is not positive");
+        let db_path: PathBuf =
+            env.var("TOLLGATE_DB").unwrap_or_else(|| ".tollgate/tollgate.db".into()).into();
+        let store = match env.var("TOLLGATE_STORE").as_deref() {
+            None | Some("sqlite") => tollgate_store::StoreConfig::Sqlite { path: db_path.clone() },
+            Some("firestore") => tollgate_store::StoreConfig::Firestore {
+                project_id: env
+                    .var("FIRESTORE_PROJECT_ID")
+                    .or_else(|| env.var("GOOGLE_CLOUD_PROJECT"))
+                    .context("TOLLGATE_STORE=firestore needs FIRESTORE_PROJECT_ID")?,
+                database: env.var("FIRESTORE_DATABASE"),
+            },
+            Some(other) => bail!("TOLLGATE_STORE: {other:?} is not sqlite or firestore"),
+        };
+        let warehouse = match env.var("TOLLGATE_WAREHOUSE").as_deref() {
+            None | Some("sqlite") => tollgate_warehouse::WarehouseConfig::Sqlite { path: db_path.clone() },
+            Some("bigquery") => tollgate_warehouse::WarehouseConfig::BigQuery {
+                project_id: env
+                    .var("BIGQUERY_PROJECT_ID")
+                    .or_else(|| env.var("GOOGLE_CLOUD_PROJECT"))
+                    .context("TOLLGATE_WAREHOUSE=bigquery needs BIGQUERY_PROJECT_ID")?,
+                dataset: env.var("BIGQUERY_DATASET").unwrap_or_else(|| "tollgate".into()),
+                emulator_host: env.var("BIGQUERY_EMULATOR_HOST"),
+            },
+            Some(other) => bail!("TOLLGATE_WAREHOUSE: {other:?} is not sqlite or bigquery"),
+        };
+        let addr = env.var("TOLLGATE_HTTP_ADDR").unwrap_or_else(|| "127.0.0.1:8088".into());
+        let ingress = match env.var("TOLLGATE_INGRESS").as_deref().map(str::trim) {
+            None | Some("journal") => Ingress::Journal,
+            Some("direct") => Ingress::Direct,
+            Some(other) => bail!("TOLLGATE_INGRESS: {other:?} is not journal or direct"),
+        };
+        Ok(Self {
+            store,
+            warehouse,
+            task_queue: env.var("TOLLGATE_TASK_QUEUE").unwrap_or_else(|| "tollgate".into()),
+            db_path,
+            talentlms_url: env.var("TALENTLMS_URL").unwrap_or_else(|| "http://127.0.0.1:8089".into()),
+            talentlms_api_key: env.secret("TALENTLMS_API_KEY"),
+            talentlms_max_rps: max_rps,
+            max_cached_workflows: env
+                .number("TOLLGATE_MAX_CACHED_WORKFLOWS", DEFAULT_MAX_CACHED_WORKFLOWS)?,
+            worker_max_rss_mb: env.opt_number("TOLLGATE_WORKER_MAX_RSS_MB")?,
+            rules: RulesConfig {
+                link_poll_secs: env.secs("TOLLGATE_LINK_POLL", d.link_poll_secs)?,
+                retention_secs: env.secs("TOLLGATE_RETENTION", d.retention_secs)?,
+                max_history: env.number("TOLLGATE_MAX_HISTORY", d.max_history)?,
+                talentlms_task_queue: env.var("TOLLGATE_TALENTLMS_QUEUE").unwrap_or(d.talentlms_task_queue),
+                max_retry_interval_secs: env
+                    .secs("TOLLGATE_MAX_RETRY_INTERVAL", d.max_retry_interval_secs)?,
+            },
+            http: HttpSettings {
+                addr: addr.parse().map_err(|_| anyhow!("TOLLGATE_HTTP_ADDR: {addr:?} is not host:port"))?,
+                hottok: env.secret("TOLLGATE_HOTTOK"),
+                api_token: env.secret("TOLLGATE_API_TOKEN"),
+                dashboard_token: env.secret("TOLLGATE_DASHBOARD_TOKEN"),
+                ingress,
+            },
+            temporal,
+            log_filter: env.var("RUST_LOG").unwrap_or_else(|| crate::telemetry::DEFAULT_FILTER.into()),
+        })
+    }
+}
+
+/// Blank counts as unset.
+struct Env<F>(F);
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    fn var(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    fn secret(&self, name: &str) -> Option<Secret> {
+        self.var(name).map(Secret)
+    }
+
+    /// The variable as a number; None when unset.
+    fn opt_number<T: std::str::FromStr>(&self, name: &str) -> anyhow::Result<Option<T>> {
+        self.var(name).map(|v| v.parse().map_err(|_| anyhow!("{name}: {v:?} is not a number"))).transpose()
+    }
+
+    fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> anyhow::Result<T> {
+        Ok(self.opt_number(name)?.unwrap_or(default))
+    }
+
+    fn secs(&self, name: &str, default: u64) -> anyhow::Result<u64> {
+        match self.var(name) {
+            Some(v) => parse_secs(&v).map_err(|e| anyhow!("{name}: {e}")),
+            None => Ok(default),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(vars: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let temporal = TemporalSettings::load().expect("Temporal defaults");
+        Settings::from_vars(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()), temporal)
+    }
+
+    fn error(vars: &[(&str, &str)]) -> String {
+        format!("{:#}", parse(vars).expect_err("should fail"))
+    }
+
+    #[test]
+    fn defaults_run_the_local_stack() {
+        let s = parse(&[]).unwrap();
+        assert_eq!(s.task_queue, "tollgate");
+        assert_eq!(s.db_path, PathBuf::from(".tollgate/tollgate.db"));
+        assert_eq!(s.http.addr, "127.0.0.1:8088".parse().unwrap());
+        assert_eq!(s.http.ingress, Ingress::Journal);
+        assert_eq!((s.http.hottok, s.http.api_token, s.http.dashboard_token), (None, None, None));
+        assert_eq!(s.talentlms_max_rps, 10.0);
+        assert_eq!(s.max_cached_workflows, DEFAULT_MAX_CACHED_WORKFLOWS);
+        assert_eq!(s.rules.link_poll_secs, RulesConfig::default().link_poll_secs);
+        assert_eq!(s.log_filter, crate::telemetry::DEFAULT_FILTER);
+    }
+
+    #[test]
+    fn variables_are_read() {
+        let s = parse(&[
+            ("TOLLGATE_HTTP_ADDR", "0.0.0.0:9000"),
+            ("TOLLGATE_INGRESS", "direct"),
+            ("TOLLGATE_HOTTOK", "hot"),
+            ("TOLLGATE_API_TOKEN", "api"),
+            ("TOLLGATE_DASHBOARD_TOKEN", " "),
+            ("TOLLGATE_LINK_POLL", "2m"),
+            ("TOLLGATE_WORKER_MAX_RSS_MB", "512"),
+            ("TALENTLMS_API_KEY", "key"),
+        ])
+        .unwrap();
+        assert_eq!(s.http.addr.port(), 9000);
+        assert_eq!(s.http.ingress, Ingress::Direct);
+        assert_eq!(s.http.hottok.as_ref().map(Secret::expose), Some("hot"));
+        assert_eq!(s.http.api_token.as_ref().map(Secret::expose), Some("api"));
+        assert_eq!(s.http.dashboard_token, None, "blank is unset");
+        assert_eq!(s.rules.link_poll_secs, 120);
+        assert_eq!(s.worker_max_rss_mb, Some(512));
+    }
+
+    #[test]
+    fn a_bad_variable_is_named() {
+        for (vars, name) in [
+            (&[("TALENTLMS_MAX_RPS", "fast")][..], "TALENTLMS_MAX_RPS"),
+            (&[("TALENTLMS_MAX_RPS", "0")], "TALENTLMS_MAX_RPS"),
+            (&[("TOLLGATE_MAX_HISTORY", "-3")], "TOLLGATE_MAX_HISTORY"),
+            (&[("TOLLGATE_RETENTION", "soon")], "TOLLGATE_RETENTION"),
+            (&[("TOLLGATE_HTTP_ADDR", "localhost")], "TOLLGATE_HTTP_ADDR"),
+            (&[("TOLLGATE_INGRESS", "carrier-pigeon")], "TOLLGATE_INGRESS"),
+            (&[("TOLLGATE_STORE", "mongo")], "TOLLGATE_STORE"),
+            (&[("TOLLGATE_STORE", "firestore")], "FIRESTORE_PROJECT_ID"),
+            (&[("TOLLGATE_WAREHOUSE", "bigquery")], "BIGQUERY_PROJECT_ID"),
+        ] {
+            let e = error(vars);
+            assert!(e.contains(name), "{vars:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let s = parse(&[
+            ("TOLLGATE_HOTTOK", "hot-secret"),
+            ("TOLLGATE_API_TOKEN", "api-secret"),
+            ("TOLLGATE_DASHBOARD_TOKEN", "dash-secret"),
+            ("TALENTLMS_API_KEY", "lms-secret"),
+        ])
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
+}

@@ -1,0 +1,245 @@
+//! The operator CLI (`tollgate-starter …`): `serve` starts the service; the other
+//! commands act on links, revenue, schedules and status, through the same code the
+//! service uses.
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use tollgate_domain::ProductId;
+use tollgate_domain::metrics::ReconcileRequest;
+use tollgate_service::{Settings, Temporal};
+use tollgate_store::DocStore;
+use tollgate_warehouse::Warehouse;
+
+use crate::links::{LinkError, LinkInput, LinkService};
+use crate::revenue_ops::{self, ScheduleSettings};
+use crate::{ops, startup};
+
+/// Tollgate starter: Hotmart webhook ingress and operator commands.
+#[derive(Parser)]
+#[command(version)]
+pub struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve the webhook (TOLLGATE_HTTP_ADDR) and forward journaled events to Temporal.
+    Serve {
+        /// Listen here instead of TOLLGATE_HTTP_ADDR.
+        #[arg(long)]
+        addr: Option<SocketAddr>,
+    },
+    /// Course links: which TalentLMS courses a Hotmart product unlocks.
+    Links {
+        #[command(subcommand)]
+        cmd: LinksCmd,
+    },
+    /// Revenue: rows, rollups (backfill), reconciliation.
+    Revenue {
+        #[command(subcommand)]
+        cmd: RevenueCmd,
+    },
+    /// Temporal Schedules of the revenue workflows.
+    Schedules {
+        #[command(subcommand)]
+        cmd: SchedulesCmd,
+    },
+    /// Show a student's access (by email) or one workflow's, with the reasons.
+    Status {
+        #[arg(long, conflicts_with = "workflow_id")]
+        email: Option<String>,
+        #[arg(long)]
+        workflow_id: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RevenueCmd {
+    /// Print the revenue rows as JSON lines: all of them, or those with occurred_at in
+    /// [--from, --to] (UTC days; --to defaults to --from).
+    Rows {
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+    },
+    /// Roll up each day from --from to --to (default: just --from), one workflow per day;
+    /// re-running a day replaces its rollup. This is the backfill.
+    Rollup {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Compare the revenue rows of [--from, --to] with the webhook journal now.
+    Reconcile {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: Option<String>,
+        /// Write missing rows and delete extra ones (default: report only).
+        #[arg(long)]
+        repair: bool,
+        /// Leave journal entries younger than this to their workflow (e.g. 10m).
+        #[arg(long, default_value = "10m")]
+        settle: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SchedulesCmd {
+    /// Create the daily rollup and the reconciliation schedules, or update them in place.
+    Apply {
+        #[arg(long, default_value = "15 0 * * *")]
+        rollup_cron: String,
+        #[arg(long, default_value = "40 * * * *")]
+        reconcile_cron: String,
+        #[arg(long, default_value_t = 2)]
+        reconcile_lookback_days: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum LinksCmd {
+    /// Create or replace a product's link (same rules as the staff API: course ids are
+    /// checked in TalentLMS, removing courses needs --confirm).
+    Add {
+        #[arg(long)]
+        product: i64,
+        /// TalentLMS course id; repeat for several courses.
+        #[arg(long = "course", required = true)]
+        courses: Vec<String>,
+        /// lifetime | fixed_term | subscription
+        #[arg(long, default_value = "lifetime")]
+        policy: String,
+        /// Access length for fixed_term (e.g. 365d).
+        #[arg(long)]
+        term: Option<String>,
+        /// Grace after a missed renewal for subscription (default 3d).
+        #[arg(long)]
+        grace: Option<String>,
+        /// Go ahead although the change removes courses (their students are unenrolled).
+        #[arg(long)]
+        confirm: bool,
+    },
+    List,
+    /// Delete a product's link: current students keep access, new purchases wait.
+    Remove {
+        #[arg(long)]
+        product: i64,
+    },
+}
+
+impl Cli {
+    pub async fn run(self, settings: Settings) -> anyhow::Result<()> {
+        // One Temporal connection per process, made by the first command that needs it.
+        let temporal = Temporal::new(settings.temporal.clone());
+        match self.cmd {
+            Cmd::Serve { addr } => {
+                let addr = addr.unwrap_or(settings.http.addr);
+                let running = startup::serve(settings, addr).await?;
+                let signal = tollgate_service::shutdown_signal().await?;
+                tracing::info!(signal, "stopping: answering the requests in flight");
+                running.stop().await?;
+            }
+            Cmd::Links { cmd } => {
+                let docs = DocStore::open(&settings.store).await?;
+                links_cmd(&LinkService::new(docs, temporal, &settings)?, cmd).await?;
+            }
+            Cmd::Revenue { cmd } => match cmd {
+                RevenueCmd::Rows { from, to } => {
+                    let (start, end) = match from {
+                        Some(from) => {
+                            let range = revenue_ops::day_range(&from, to.as_deref())?;
+                            (range.start_ms(), range.end_ms())
+                        }
+                        None => (i64::MIN, i64::MAX),
+                    };
+                    let w = Warehouse::open(&settings.warehouse).await?;
+                    for row in w.rows_between(start, end).await? {
+                        println!("{}", serde_json::to_string(&row)?);
+                    }
+                }
+                RevenueCmd::Rollup { from, to } => {
+                    let range = revenue_ops::day_range(&from, to.as_deref())?;
+                    let client = temporal.client().await?;
+                    for r in revenue_ops::rollup_range(client, &settings.task_queue, range).await? {
+                        println!("{}", serde_json::to_string(&r)?);
+                    }
+                }
+                RevenueCmd::Reconcile { from, to, repair, settle } => {
+                    let range = revenue_ops::day_range(&from, to.as_deref())?;
+                    let settle_secs =
+                        tollgate_domain::duration::parse_secs(&settle).map_err(anyhow::Error::msg)?;
+                    let req = ReconcileRequest { lookback_days: 0, range: Some(range), repair, settle_secs };
+                    let client = temporal.client().await?;
+                    let outcome = revenue_ops::reconcile_now(client, &settings.task_queue, req).await?;
+                    eprintln!("{}", outcome.summary);
+                    println!("{}", serde_json::to_string_pretty(&outcome.report)?);
+                }
+            },
+            Cmd::Schedules {
+                cmd: SchedulesCmd::Apply { rollup_cron, reconcile_cron, reconcile_lookback_days },
+            } => {
+                let client = temporal.client().await?;
+                let s = ScheduleSettings {
+                    rollup_cron,
+                    reconcile_cron,
+                    reconcile_lookback_days,
+                    ..Default::default()
+                };
+                for (id, what) in revenue_ops::apply_schedules(client, &settings.task_queue, &s).await? {
+                    println!("{id}: {what}");
+                }
+            }
+            Cmd::Status { email, workflow_id } => {
+                let client = temporal.client().await?;
+                let list = match (email, workflow_id) {
+                    (Some(e), _) => ops::statuses_by_email(client, &e).await?,
+                    (None, Some(id)) => vec![ops::status(client, &id).await?],
+                    (None, None) => anyhow::bail!("give --email or --workflow-id"),
+                };
+                for s in list {
+                    println!("{}", serde_json::to_string_pretty(&s)?);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn links_cmd(links: &LinkService, cmd: LinksCmd) -> anyhow::Result<()> {
+    match cmd {
+        LinksCmd::Add { product, courses, policy, term, grace, confirm } => {
+            let input = LinkInput { product_id: Some(product), courses, policy, term, grace };
+            let (link, fan_out) = links.create_or_replace(input, confirm).await.map_err(cli_error)?;
+            println!("{}", serde_json::to_string(&link)?);
+            eprintln!(
+                "linked product {product}; signalled {} running and resumed {} settled workflow(s)",
+                fan_out.signalled, fan_out.resumed
+            );
+            if let Some(warning) = fan_out.warning {
+                eprintln!("warning: {warning}");
+            }
+        }
+        LinksCmd::List => {
+            for l in links.all().await? {
+                println!("{}", serde_json::to_string(&l)?);
+            }
+        }
+        LinksCmd::Remove { product } => {
+            links.delete(ProductId(product)).await.map_err(cli_error)?;
+            eprintln!("removed the link of product {product}");
+        }
+    }
+    Ok(())
+}
+
+fn cli_error(e: LinkError) -> anyhow::Error {
+    match e {
+        LinkError::ConfirmationRequired(_) => anyhow::anyhow!("{e}; repeat with --confirm"),
+        LinkError::Store(e) => e,
+        e => e.into(),
+    }
+}

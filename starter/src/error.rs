@@ -1,0 +1,150 @@
+//! The one error body of every route (webhook, staff API, revenue dashboard):
+//! `{"error":"<code>","message":"…"}` plus, where they apply, `reason` (the webhook's
+//! name for the message, kept for Hotmart-facing clients), `field` (the one bad input),
+//! `fields` (every bad input, with why) and `details` (e.g. `removed_courses`).
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use utoipa::ToSchema;
+
+/// Every error body: a machine code, a human message, and what was wrong where.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Machine-readable code, e.g. `unauthorized`, `validation_failed`, `not_found`.
+    error: String,
+    message: String,
+    /// The webhook's name for `message` (same text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    /// The one invalid input (webhook payload path, dashboard query parameter).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+    /// Every invalid input with its reason (staff API 422s).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    fields: BTreeMap<String, String>,
+    /// Anything else the caller needs to act, e.g. `{"removed_courses":[…]}` on a 409.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    details: Option<serde_json::Value>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: &str, message: impl Into<String>) -> Self {
+        let body = ErrorBody {
+            error: error.into(),
+            message: message.into(),
+            reason: None,
+            field: None,
+            fields: BTreeMap::new(),
+            details: None,
+        };
+        Self { status, body }
+    }
+
+    pub fn unauthorized(message: &str) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 422 with a reason per field.
+    pub fn invalid(fields: BTreeMap<String, String>) -> Self {
+        let mut e =
+            Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "some fields are invalid");
+        e.body.fields = fields;
+        e
+    }
+
+    /// 422 for one field, its reason as the message.
+    pub fn invalid_field(field: &str, reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", reason).with_field(field)
+    }
+
+    pub fn with_field(mut self, field: &str) -> Self {
+        self.body.field = Some(field.into());
+        self
+    }
+
+    /// Webhook errors also carry the message as `reason`.
+    pub fn with_reason(mut self) -> Self {
+        self.body.reason = Some(self.body.message.clone());
+        self
+    }
+
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.body.details = Some(details);
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+/// A backend (store, warehouse, journal) failed: 503, the caller may retry.
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        tracing::error!(error = %e, "request failed");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("{e:#}"))
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        Self::new(r.status(), "invalid_body", r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::new(r.status(), "invalid_query", r.body_text())
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(r: BytesRejection) -> Self {
+        Self::new(r.status(), "invalid_body", r.body_text()).with_reason()
+    }
+}
+
+/// `Json` whose rejection is an [`ApiError`].
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Ok(Self(Json::<T>::from_request(req, state).await?.0))
+    }
+}
+
+/// `Query` whose rejection is an [`ApiError`].
+pub struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Ok(Self(axum::extract::Query::<T>::from_request_parts(parts, state).await?.0))
+    }
+}

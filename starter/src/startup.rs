@@ -1,0 +1,81 @@
+//! Building the running starter from its settings: the app state, the router, the
+//! listener and the journal forwarder.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tollgate_service::{Ingress, Settings, Temporal};
+use tollgate_store::DocStore;
+use tollgate_warehouse::Warehouse;
+
+use crate::auth::Tokens;
+use crate::links::LinkService;
+use crate::{forwarder, routes};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub docs: DocStore,
+    /// The one Temporal connection of the process (forwarder, direct ingress, API).
+    pub temporal: Temporal,
+    pub tokens: Tokens,
+    pub links: LinkService,
+    /// Wakes the forwarder when a new event is journaled.
+    pub wake: Arc<Notify>,
+}
+
+/// A running starter: a way to stop it.
+pub struct Running {
+    shutdown: Arc<Notify>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting connections and answers the requests in flight.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.notify_waiters();
+        self.task.await?
+    }
+}
+
+/// Binds the HTTP server and starts the forwarder. The server answers even while
+/// Temporal is unreachable: events wait in the journal.
+pub async fn serve(settings: Settings, addr: SocketAddr) -> anyhow::Result<Running> {
+    let tokens = Tokens::new(&settings.http)?;
+    if !tokens.api_enabled() {
+        tracing::warn!("TOLLGATE_API_TOKEN is not set: the staff API is off");
+    }
+    if settings.http.ingress == Ingress::Direct {
+        tracing::warn!("TOLLGATE_INGRESS=direct: webhooks signal Temporal directly, without the journal");
+    }
+    let settings = Arc::new(settings);
+    let docs = DocStore::open(&settings.store).await?;
+    let temporal = Temporal::new(settings.temporal.clone());
+    let warehouse = match tokens.readers_enabled() {
+        true => Some(Warehouse::open(&settings.warehouse).await?),
+        false => None,
+    };
+    let state = AppState {
+        links: LinkService::new(docs.clone(), temporal.clone(), &settings)?,
+        settings: settings.clone(),
+        docs: docs.clone(),
+        temporal: temporal.clone(),
+        tokens,
+        wake: Arc::new(Notify::new()),
+    };
+    tokio::spawn(forwarder::run(docs, settings, temporal, state.wake.clone()));
+    let router = routes::router(state, warehouse);
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let shutdown = Arc::new(Notify::new());
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router).with_graceful_shutdown(async move { stop.notified().await }).await?;
+        Ok(())
+    });
+    tracing::info!(%addr, "listening for Hotmart webhooks on /webhooks/hotmart");
+    Ok(Running { shutdown, task })
+}
