@@ -39,21 +39,22 @@ pub struct ErrorBody {
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    body: ErrorBody,
+    // Boxed: handlers return it in every `Result`.
+    body: Box<ErrorBody>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(status: StatusCode, error: &str, message: impl Into<String>) -> Self {
-        let body = ErrorBody {
+        let body = Box::new(ErrorBody {
             error: error.into(),
             message: message.into(),
             reason: None,
             field: None,
             fields: BTreeMap::new(),
             details: None,
-        };
+        });
         Self { status, body }
     }
 
