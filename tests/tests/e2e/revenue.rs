@@ -40,8 +40,8 @@ fn sum(rows: &Value, field: &str) -> i64 {
 async fn payments_reach_the_dashboard_and_the_rollup_matches() {
     let stack = Stack::spawn(StackOptions::default()).await;
     let (sub_p, one_p) = (unique_product(), unique_product());
-    stack.link(sub_p, &["301"], &["--policy", "subscription", "--grace", "1d"]).await;
-    stack.link(one_p, &["302"], &["--policy", "lifetime"]).await;
+    stack.link(sub_p, &["103"], &["--policy", "subscription", "--grace", "1d"]).await;
+    stack.link(one_p, &["104"], &["--policy", "lifetime"]).await;
     let t = now_ms();
     let day = Day::of_ms(t);
     let q = format!("from={day}&to={day}&currency=BRL");
