@@ -474,7 +474,9 @@ fn subscription_event(
     email: Option<&Value>,
     name: Option<&Value>,
 ) -> Result<HotmartEvent, ParseError> {
-    let product_id = ProductId(req_int(product.and_then(|p| p.get("id")), "product.id")?);
+    // Hotmart can omit the product here: the subscriber code alone then routes the event
+    // (to the workflow an earlier event of that subscriber opened).
+    let product_id = opt_int(product.and_then(|p| p.get("id")), "product.id")?.map(ProductId);
     let subscriber_code = req_str(code, "subscriber.code")?;
     if subscriber_code.trim().is_empty() {
         return Err(ParseError::Invalid { field: "subscriber.code", reason: "empty".into() });
@@ -489,7 +491,7 @@ fn subscription_event(
         id: EventId(id),
         created_at,
         kind,
-        product_id: Some(product_id),
+        product_id,
         product_name: product.and_then(|p| opt_str(p.get("name"))),
         buyer,
         subscriber_code: Some(subscriber_code.trim().to_string()),

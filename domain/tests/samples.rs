@@ -8,13 +8,16 @@ use tollgate_domain::hotmart::{EventKind, parse};
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/hotmart");
 
 /// File -> the workflow it reaches (`None`: journaled, concerns no purchase), or the field
-/// the parser refuses. The two refusals wait for issue 10's quarantine and routing by
-/// subscriber code: a charge-date update without `product.id`, and a docs example whose
+/// the parser refuses (the webhook keeps those quarantined): a charge-date update that
+/// states no new date (its `subscription` is an IP address), and a docs example whose
 /// `creation_date` (12345678) is neither epoch milliseconds nor seconds.
 fn expected() -> Vec<(&'static str, Result<Option<&'static str>, &'static str>)> {
     vec![
         ("PURCHASE_APPROVED__rb7-financeiro-hotmart-docs.json", Err("creation_date")),
-        ("UPDATE_SUBSCRIPTION_CHARGE_DATE__n8n-nodes-hotmart__1.json", Err("product.id")),
+        (
+            "UPDATE_SUBSCRIPTION_CHARGE_DATE__n8n-nodes-hotmart__1.json",
+            Err("data.subscription.date_next_charge"),
+        ),
         ("CLUB_FIRST_ACCESS__controle-de-eventos.json", Ok(None)),
         ("CLUB_FIRST_ACCESS__n8n-nodes-hotmart__1.json", Ok(None)),
         ("CLUB_FIRST_ACCESS__rb7-financeiro-hotmart-docs.json", Ok(None)),

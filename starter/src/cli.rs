@@ -12,7 +12,7 @@ use tollgate_warehouse::Warehouse;
 
 use crate::links::{LinkError, LinkInput, LinkService};
 use crate::revenue_ops::{self, ScheduleSettings};
-use crate::{ops, startup};
+use crate::{journal, ops, startup};
 
 /// Tollgate starter: Hotmart webhook ingress and operator commands.
 #[derive(Parser)]
@@ -34,6 +34,11 @@ enum Cmd {
     Links {
         #[command(subcommand)]
         cmd: LinksCmd,
+    },
+    /// The webhook journal: deliveries the parser could not read, and their redrive.
+    Journal {
+        #[command(subcommand)]
+        cmd: JournalCmd,
     },
     /// Revenue: rows, rollups (backfill), reconciliation.
     Revenue {
@@ -84,6 +89,29 @@ enum RevenueCmd {
         /// Leave journal entries younger than this to their workflow (e.g. 10m).
         #[arg(long, default_value = "10m")]
         settle: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum JournalCmd {
+    /// Print quarantined deliveries as JSON lines (id, received_at, event, reason, parser
+    /// version, body), by id.
+    Quarantine {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Start after this id (the last one of the previous page).
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// Re-read quarantined deliveries with this version's parser; those it reads are
+    /// forwarded to their workflows (by the running starter's forwarder).
+    Redrive {
+        /// Every quarantined delivery.
+        #[arg(long, conflicts_with = "id", required_unless_present = "id")]
+        all: bool,
+        /// One delivery, by its id.
+        #[arg(long)]
+        id: Option<String>,
     },
 }
 
@@ -146,6 +174,27 @@ impl Cli {
             Cmd::Links { cmd } => {
                 let docs = DocStore::open(&settings.store).await?;
                 links_cmd(&LinkService::new(docs, temporal, &settings)?, cmd).await?;
+            }
+            Cmd::Journal { cmd } => {
+                let docs = DocStore::open(&settings.store).await?;
+                match cmd {
+                    JournalCmd::Quarantine { limit, after } => {
+                        for q in docs.quarantined(after, limit).await? {
+                            println!("{}", serde_json::to_string(&q)?);
+                        }
+                    }
+                    JournalCmd::Redrive { id, .. } => {
+                        let report = journal::redrive(&docs, id.clone()).await?.ok_or_else(|| {
+                            anyhow::anyhow!("{} is not quarantined", id.unwrap_or_default())
+                        })?;
+                        eprintln!(
+                            "released {}, still quarantined {}",
+                            report.released.len(),
+                            report.still_quarantined.len()
+                        );
+                        println!("{}", serde_json::to_string_pretty(&report)?);
+                    }
+                }
             }
             Cmd::Revenue { cmd } => match cmd {
                 RevenueCmd::Rows { from, to } => {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use temporalio_client::{Client, WorkflowIdConflictPolicy, WorkflowStartOptions};
 use tokio::sync::Notify;
-use tollgate_domain::HotmartEvent;
+use tollgate_domain::{HotmartEvent, WorkflowKey};
 use tollgate_service::{Settings, Temporal};
 use tollgate_store::{DocStore, JournalEntry};
 use tollgate_workflows::{AccessInput, AccessWorkflow};
@@ -94,8 +94,11 @@ pub async fn signal_with_start(
     workflow_id: &str,
     event: HotmartEvent,
 ) -> anyhow::Result<()> {
-    let key =
-        event.workflow_key().ok_or_else(|| anyhow::anyhow!("event {} has no workflow key", event.id))?;
+    // An event routed by its subscriber code alone names no product: its workflow id does.
+    let key = event
+        .workflow_key()
+        .or_else(|| WorkflowKey::from_workflow_id(workflow_id))
+        .ok_or_else(|| anyhow::anyhow!("event {} has no workflow key", event.id))?;
     let input = AccessInput { key, config: settings.rules.clone(), carried: None };
     let opts = WorkflowStartOptions::new(settings.task_queue.clone(), workflow_id.to_string())
         .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod error;
 pub mod forwarder;
+pub mod journal;
 pub mod links;
 pub mod ops;
 pub mod revenue_ops;

@@ -53,6 +53,15 @@ pub async fn serve(settings: Settings, addr: SocketAddr) -> anyhow::Result<Runni
     }
     let settings = Arc::new(settings);
     let docs = DocStore::open(&settings.store).await?;
+    match docs.quarantine_stats().await? {
+        q if q.count > 0 => tracing::warn!(
+            quarantined = q.count,
+            oldest_age_secs = q.oldest_received_at.map(|at| (tollgate_store::now_ms() - at) / 1000),
+            "the journal holds deliveries this parser has not read; see GET /api/journal/quarantine, redrive with \
+             POST /api/journal/{{id}}/redrive or `tollgate-starter journal redrive --all`"
+        ),
+        _ => tracing::info!("journal quarantine is empty"),
+    }
     let temporal = Temporal::new(settings.temporal.clone());
     let warehouse = match tokens.readers_enabled() {
         true => Some(Warehouse::open(&settings.warehouse).await?),

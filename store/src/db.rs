@@ -22,7 +22,9 @@ CREATE TABLE IF NOT EXISTS journal (
     body         TEXT NOT NULL,
     forwarded_at INTEGER,
     -- why an entry could not be forwarded (it is kept, and skipped)
-    quarantined  TEXT
+    quarantined  TEXT,
+    -- the parser version that quarantined it at ingress
+    parser_version INTEGER
 );
 CREATE INDEX IF NOT EXISTS journal_pending ON journal(seq) WHERE forwarded_at IS NULL AND quarantined IS NULL;
 CREATE INDEX IF NOT EXISTS journal_quarantined ON journal(event_id) WHERE quarantined IS NOT NULL;
@@ -62,14 +64,14 @@ impl Db {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let conn = Connection::open(&path)?;
+        let mut conn = Connection::open(&path)?;
         // WAL for concurrent readers across processes; FULL so an acknowledged webhook
         // survives power loss, not just a process crash.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(SCHEMA)?;
-        migrate(&conn)?;
+        migrate(&mut conn)?;
         Ok(Self { conn: Arc::new(Mutex::new(conn)), path })
     }
 
@@ -99,8 +101,11 @@ impl Db {
     }
 }
 
-/// Columns added after the first release, for files created before them.
-fn migrate(conn: &Connection) -> anyhow::Result<()> {
+/// Columns added after the first release, for files created before them. Under a write
+/// lock: the worker and the starter may open a file at the same moment.
+fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let conn = &*tx;
     let has = |table: &str, column: &str| -> rusqlite::Result<bool> {
         let n: i64 = conn.query_row(
             "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2",
@@ -113,6 +118,7 @@ fn migrate(conn: &Connection) -> anyhow::Result<()> {
         // The parser version that quarantined an entry it could not read.
         conn.execute_batch("ALTER TABLE journal ADD COLUMN parser_version INTEGER")?;
     }
+    tx.commit()?;
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! API when `TOLLGATE_API_TOKEN` is set; the revenue dashboard when a reader token is.
 
 mod health;
+mod journal;
 mod links;
 mod revenue;
 mod students;
@@ -26,6 +27,7 @@ pub fn router(state: AppState, warehouse: Option<Warehouse>) -> Router {
         router = router
             .merge(links::router())
             .merge(students::router())
+            .merge(journal::router())
             .route("/openapi.json", get(openapi))
             .route("/docs", get(docs_page));
     }
@@ -39,7 +41,7 @@ pub fn router(state: AppState, warehouse: Option<Warehouse>) -> Router {
 #[openapi(
     info(
         title = "Tollgate staff API",
-        description = "Course links and student lookup. Bearer token auth.\n\nEvery error, on every \
+        description = "Course links, student lookup and the webhook journal's quarantine. Bearer token auth.\n\nEvery error, on every \
                        route of the starter (these, the Hotmart webhook and the revenue dashboard), has \
                        the `ErrorBody` shape: `{\"error\":\"<code>\",\"message\":\"...\"}` plus `reason`, \
                        `field`, `fields` or `details` where they apply."
@@ -51,7 +53,10 @@ pub fn router(state: AppState, warehouse: Option<Warehouse>) -> Router {
         links::put_link,
         links::delete_link,
         students::product_subscriptions,
-        students::student
+        students::student,
+        journal::quarantine,
+        journal::redrive_one,
+        journal::redrive_all
     ),
     components(schemas(
         crate::links::LinkInput,
@@ -61,6 +66,10 @@ pub fn router(state: AppState, warehouse: Option<Warehouse>) -> Router {
         students::AccessView,
         students::AccessPage,
         students::StudentView,
+        journal::QuarantinedView,
+        journal::QuarantinePage,
+        crate::journal::Redrive,
+        crate::journal::StillQuarantined,
         ErrorBody
     )),
     modifiers(&BearerAuth)

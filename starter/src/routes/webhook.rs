@@ -1,7 +1,12 @@
-//! `POST /webhooks/hotmart`: authenticate, parse, journal, acknowledge.
+//! `POST /webhooks/hotmart`: authenticate, journal, acknowledge.
 //!
-//! The 2xx is sent only after the journal commit, so an acknowledged event survives any
-//! crash; the forwarder hands it to Temporal afterwards.
+//! Once a body is authenticated JSON it is journaled and answered 2xx, whatever its shape
+//! (Hotmart gives up on, and may disable, a URL that answers 4xx): an event the parser
+//! understands is routed to its workflow; a body it cannot read yet is kept quarantined
+//! with the reason, for a redrive. Only a missing/wrong token (401), a body over the
+//! limit (413) or one that is not JSON (400) is refused. The 2xx is sent only after the
+//! journal commit, so an acknowledged event survives any crash; the forwarder hands it
+//! to Temporal afterwards.
 //!
 //! `TOLLGATE_INGRESS=direct` (opt-in, for the benchmark's comparison) skips the journal
 //! for events that concern a purchase: the handler does the forwarder's signal-with-start
@@ -16,11 +21,12 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::{Value, json};
-use tollgate_domain::{HotmartEvent, hotmart};
+use tollgate_domain::{HotmartEvent, hotmart, ingress};
 use tollgate_service::Ingress;
 use tollgate_store::Appended;
 
 use crate::error::{ApiError, ApiResult};
+use crate::journal;
 use crate::startup::AppState;
 
 const MAX_BODY: usize = 1024 * 1024;
@@ -49,32 +55,44 @@ async fn hotmart_webhook(
         tracing::warn!(header = presented.is_some(), "webhook rejected: missing or wrong hottok");
         return Err(refuse(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong hottok"));
     }
-    let delivery = hotmart::parse(&body).map_err(|e| {
-        tracing::warn!(reason = %e, "webhook rejected: malformed");
-        let refused = refuse(StatusCode::BAD_REQUEST, "invalid_payload", e.to_string());
-        match e.field() {
-            Some(f) => refused.with_field(f),
-            None => refused,
-        }
+    let received = ingress::receive(&body).map_err(|e| {
+        tracing::warn!(reason = %e, "webhook rejected: not JSON");
+        refuse(StatusCode::BAD_REQUEST, "invalid_payload", e.to_string())
     })?;
-    let event = delivery.event;
-    let workflow_id = event.workflow_key().filter(|_| event.affects_access()).map(|k| k.workflow_id());
-    if let (Ingress::Direct, Some(wf)) = (s.settings.http.ingress, &workflow_id) {
-        return direct(&s, wf, event).await;
+    if let (Ingress::Direct, Ok(ev)) = (s.settings.http.ingress, &received.event)
+        && let Some(wf) = ev.workflow_key().filter(|_| ev.affects_access()).map(|k| k.workflow_id())
+    {
+        return direct(&s, &wf, ev.clone()).await;
     }
-    let (id, kind) = (event.id.clone(), event.kind.clone());
-    match s.docs.append(event, workflow_id.clone(), delivery.stored_body).await {
-        Ok(outcome) => {
-            if outcome == Appended::New {
+    let (key, event_name) = (received.key.clone(), received.event_name.clone().unwrap_or_default());
+    match journal::store(&s.docs, received).await {
+        Ok(j) => {
+            if j.appended == Appended::New && j.workflow_id.is_some() {
                 s.wake.notify_one();
             }
-            let status = if outcome == Appended::New { "accepted" } else { "duplicate" };
-            tracing::info!(event_id = %id, event = %kind, workflow_id = workflow_id.as_deref().unwrap_or("-"), status, "webhook journaled");
-            Ok(Json(json!({"status": status, "event_id": id, "workflow_id": workflow_id})))
+            let status = match (&j.quarantined, j.appended) {
+                (Some(_), Appended::New) => "quarantined",
+                (_, Appended::New) => "accepted",
+                (_, Appended::Duplicate { .. }) => "duplicate",
+            };
+            let wf = j.workflow_id.as_deref().unwrap_or("-");
+            match &j.quarantined {
+                Some(reason) => {
+                    tracing::warn!(event_id = %j.key, event = %event_name, %reason, status, "webhook journaled and quarantined")
+                }
+                None => {
+                    tracing::info!(event_id = %j.key, event = %event_name, workflow_id = wf, status, "webhook journaled")
+                }
+            }
+            let mut answer = json!({"status": status, "event_id": j.key, "workflow_id": j.workflow_id});
+            if let Some(reason) = j.quarantined {
+                answer["reason"] = reason.into();
+            }
+            Ok(Json(answer))
         }
         Err(e) => {
             // Not journaled: a 5xx makes Hotmart resend.
-            tracing::error!(event_id = %id, error = %e, "journal write failed");
+            tracing::error!(event_id = %key, error = %e, "journal write failed");
             Err(refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "journal_unavailable",

@@ -30,17 +30,24 @@ async fn rejects_bad_input_with_clear_errors_and_stores_nothing() {
     assert_eq!(code, 400);
     assert_eq!(b["error"], "invalid_payload");
     assert!(b["reason"].as_str().unwrap().contains("not JSON"), "{b}");
+    // JSON the parser cannot read is not refused (Hotmart would give up on the URL): it is
+    // kept, quarantined with the reason naming the field.
     let mut missing = body.clone();
     missing["data"]["buyer"].as_object_mut().unwrap().remove("email");
     let (code, b) = stack.post(&missing).await;
-    assert_eq!((code, b["field"].as_str()), (400, Some("data.buyer.email")), "{b}");
+    assert_eq!((code, b["status"].as_str()), (200, Some("quarantined")), "{b}");
+    assert!(b["reason"].as_str().unwrap().contains("data.buyer.email"), "{b}");
 
     // Over 1 MiB: 413.
     let mut big = body.clone();
     big["data"]["padding"] = json!("x".repeat(1024 * 1024));
     assert_eq!(stack.post(&big).await.0, 413);
 
-    assert_eq!(journal_entries(&stack).await, 0, "rejected requests must not be journaled");
+    assert_eq!(
+        journal_entries(&stack).await,
+        1,
+        "refused requests are not journaled; the quarantined one is"
+    );
 
     // Secrets never reach the logs, even when a wrong token is presented.
     let logs = stack.full_logs();

@@ -7,6 +7,7 @@ mod api;
 mod ingress;
 mod replay;
 mod revenue;
+mod samples;
 mod storms;
 
 use std::time::Duration;
