@@ -126,7 +126,10 @@ async fn every_real_hotmart_body_is_journaled_and_reaches_its_workflow() {
         let want = verdict(&facts, link.as_ref(), KeyKind::from(&key), now_ms());
         let got = stack
             .wait_status(wf, WAIT, |s| {
-                s.state == want.state && s.entitled == want.entitled && s.pending_events == 0
+                s.events_seen > 0
+                    && s.pending_events == 0
+                    && s.state == want.state
+                    && s.entitled == want.entitled
             })
             .await;
         assert_eq!(
