@@ -65,11 +65,13 @@ impl Db {
             std::fs::create_dir_all(dir)?;
         }
         let mut conn = Connection::open(&path)?;
+        // First: the worker, the starter and the CLI open one file at the same moment, and
+        // without a busy timeout the loser of a lock fails with "database is locked".
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
         // WAL for concurrent readers across processes; FULL so an acknowledged webhook
         // survives power loss, not just a process crash.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(SCHEMA)?;
         migrate(&mut conn)?;
         Ok(Self { conn: Arc::new(Mutex::new(conn)), path })
