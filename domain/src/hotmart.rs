@@ -207,6 +207,9 @@ pub struct Purchase {
     /// Producer's net: the PRODUCER commission.
     pub producer_net: Option<Money>,
     pub payment_type: Option<String>,
+    /// Why the charge books no revenue although it has a price (no currency anywhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpriced: Option<String>,
 }
 
 /// Everything the rules and revenue need from one webhook delivery.
@@ -407,9 +410,11 @@ fn parse_purchase(p: &Value, data: &Value) -> Result<Purchase, ParseError> {
         ["/price/currency_value", "/full_price/currency_value", "/original_offer_price/currency_value"]
             .into_iter()
             .find_map(|at| p.pointer(at).and_then(Value::as_str));
-    let price = match (p.get("price"), currency) {
-        (Some(m), None) if m.get("value").is_some() => None,
-        (v, currency) => opt_money(v, currency, "data.purchase.price")?,
+    let (price, unpriced) = match (p.get("price"), currency) {
+        (Some(m), None) if m.get("value").is_some() => {
+            (None, Some("Hotmart sent its price without a currency; no revenue is booked".to_string()))
+        }
+        (v, currency) => (opt_money(v, currency, "data.purchase.price")?, None),
     };
     let producer_net = match data.get("commissions").and_then(Value::as_array) {
         Some(list) => {
@@ -444,6 +449,7 @@ fn parse_purchase(p: &Value, data: &Value) -> Result<Purchase, ParseError> {
         price,
         producer_net,
         payment_type: p.pointer("/payment/type").and_then(Value::as_str).map(str::to_string),
+        unpriced,
     })
 }
 

@@ -54,6 +54,13 @@ pub struct RevenueRow {
     pub paid_until: Option<Millis>,
 }
 
+/// Why an approved charge books no revenue, when the reason is worth an operator's eye
+/// (shown in the workflow's decisions; a trial at price 0 is not).
+pub fn unbooked(ev: &HotmartEvent) -> Option<String> {
+    let p = ev.purchase.as_ref().filter(|_| ev.kind == EventKind::PurchaseApproved)?;
+    p.unpriced.as_ref().map(|why| format!("charge {}: {why}", p.transaction))
+}
+
 /// The revenue row an event implies, if any: approved charges with a non-zero price,
 /// and refunds/chargebacks as negatives. Trials at price 0 record nothing.
 pub fn row_for(ev: &HotmartEvent) -> Option<RevenueRow> {

@@ -173,4 +173,7 @@ fn a_price_without_currency_takes_the_purchase_s_other_currency_or_books_nothing
     let e = parsed(&bare);
     assert_eq!(e.purchase.as_ref().unwrap().price, None);
     assert_eq!(tollgate_domain::revenue::row_for(&e), None, "no currency, no revenue row");
+    let why = tollgate_domain::revenue::unbooked(&e).expect("the reason is shown");
+    assert!(why.contains("HP1121336654889") && why.contains("without a currency"), "{why}");
+    assert_eq!(tollgate_domain::revenue::unbooked(&parsed(&v)), None, "priced charges need no note");
 }

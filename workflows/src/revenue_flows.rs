@@ -10,6 +10,7 @@ use temporalio_sdk::{ActivityOptions, WorkflowContext, WorkflowContextView, Work
 
 use crate::acts::{ReconcileRevenue, ReconcileWindow, RollupDay};
 use crate::workflow::now_ms;
+use tollgate_domain::duration::secs_to_ms;
 use tollgate_domain::metrics::{DAY_MS, Day, DayRollup, ReconcileReport, ReconcileRequest, RollupRequest};
 
 pub const ROLLUP_WORKFLOW_TYPE: &str = "RevenueRollup";
@@ -83,7 +84,7 @@ impl ReconcileWorkflow {
             from_ms,
             to_ms,
             repair: req.repair,
-            settled_before_ms: now - (req.settle_secs as i64) * 1000,
+            settled_before_ms: now.saturating_sub(secs_to_ms(req.settle_secs)),
         };
         let report = ctx.execute_activity(ReconcileRevenue, window, opts()).await?;
         Ok(ReconcileOutcome { summary: summarize(&report), report })

@@ -225,7 +225,8 @@ impl AccessWorkflow {
             refresh_link(ctx, &cfg).await?;
             let now = now_ms(ctx);
             let verdict = ctx.state(|s| s.verdict_at(now));
-            let actions = sync_enrolments(ctx, &cfg, &verdict).await?;
+            let mut actions = sync_enrolments(ctx, &cfg, &verdict).await?;
+            actions.extend(fresh.iter().filter_map(revenue::unbooked));
             if let Some(record) = ctx.state_mut(|s| s.note(now, &verdict, actions)) {
                 ctx.execute_local_activity(RecordAccess, record, local_opts(&cfg)).await?;
             }

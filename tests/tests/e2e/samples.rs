@@ -217,3 +217,28 @@ async fn a_charge_date_update_without_product_reaches_its_subscription_by_subscr
     let (status, b) = stack.post(&stray).await;
     assert_eq!((status, b["status"].as_str()), (200, Some("quarantined")), "{b}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_charge_without_any_currency_grants_access_books_nothing_and_says_why() {
+    let stack = Stack::spawn(StackOptions::default()).await;
+    let product = unique_product();
+    stack.link(product, &["101"], &["--policy", "lifetime"]).await;
+    let email = format!("{}@example.com", unique("nocur"));
+    let mut body =
+        Sale::one_off(product, &unique("HP"), &email).event("PURCHASE_APPROVED", &unique("e"), now_ms());
+    // Hotmart's 2022 test sender: a price, and no currency anywhere.
+    body["data"]["purchase"]["price"] = json!({"value": 1500});
+    body["data"].as_object_mut().unwrap().remove("commissions");
+    let (code, b) = stack.post(&body).await;
+    assert_eq!((code, b["status"].as_str()), (200, Some("accepted")), "{b}");
+    let txn = body["data"]["purchase"]["transaction"].as_str().unwrap().to_string();
+    let wf = WorkflowKey::Purchase { transaction: txn.clone() }.workflow_id();
+    let status = stack
+        .wait_status(&wf, WAIT, |s| {
+            s.decisions.iter().flat_map(|d| &d.actions).any(|a| a.contains("without a currency"))
+        })
+        .await;
+    assert!(status.entitled, "access does not wait for revenue");
+    stack.wait_enrolled(&email, &["101"], WAIT).await;
+    assert!(stack.revenue().await.iter().all(|r| r["transaction"] != txn.as_str()), "no revenue row");
+}
