@@ -90,6 +90,10 @@ fn strip_member(text: &str, name: &str) -> String {
                 (true, false) => (start, value_end),
                 (false, _) => (prev_end, value_end),
             });
+            if !first {
+                // The next cut starts after this one (two tokens in a row).
+                prev_end = value_end;
+            }
         } else {
             first = false;
             prev_end = value_end;
@@ -180,6 +184,10 @@ mod tests {
             ("{\n  \"hottok\": \"s\",\n  \"id\": 1.50\n}", "{\n  \"id\": 1.50\n}"),
             (r#"{"hottok":"a","x":"\"hottok\"","hottok":"b"}"#, r#"{"x":"\"hottok\""}"#),
             (r#"{"hott\u006fk":"s","id":"1"}"#, r#"{"id":"1"}"#),
+            // Found by the fuzzer: two tokens in a row after another member.
+            (r#"{"id":"1","hottok":"a","hottok":"b","data":{}}"#, r#"{"id":"1","data":{}}"#),
+            (r#"{"id":"1", "hottok":"a" , "hottok":"b"}"#, r#"{"id":"1"}"#),
+            (r#"{"hottok":"a","hottok":"b","id":"1","hottok":"c","hottok":"d"}"#, r#"{"id":"1"}"#),
             (r#"{"id":"1"}"#, r#"{"id":"1"}"#),
         ] {
             let got = strip_member(given, "hottok");
