@@ -298,15 +298,6 @@ pub struct Delivery {
     pub stored_body: String,
 }
 
-/// Reads only the body token, for authentication before full parsing.
-pub fn body_hottok(body: &[u8]) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Tok {
-        hottok: Option<String>,
-    }
-    serde_json::from_slice::<Tok>(body).ok()?.hottok
-}
-
 /// Parses a webhook body into its event; the stored copy is the body as received minus
 /// its token ([`crate::ingress::receive`] keeps bodies this refuses).
 pub fn parse(body: &[u8]) -> Result<Delivery, ParseError> {
@@ -663,12 +654,18 @@ fn opt_millis(v: Option<&Value>, field: &'static str) -> Result<Option<Millis>, 
     }
 }
 
+/// Timestamps Tollgate believes: 2001-09-09 .. 2200-01-01, in seconds.
+const PLAUSIBLE_SECS: std::ops::Range<i64> = 1_000_000_000..7_258_118_400;
+
+fn plausible_ms(ms: Millis) -> bool {
+    (PLAUSIBLE_SECS.start * 1000..PLAUSIBLE_SECS.end * 1000).contains(&ms)
+}
+
+/// Milliseconds as they are; seconds converted (the two ranges cannot overlap).
 fn epoch_millis(n: i64) -> Option<Millis> {
-    const MIN_SECS: i64 = 1_000_000_000; // 2001-09-09
-    const MAX_SECS: i64 = 7_258_118_400; // 2200-01-01
-    if (MIN_SECS * 1000..MAX_SECS * 1000).contains(&n) {
+    if plausible_ms(n) {
         Some(n)
-    } else if (MIN_SECS..MAX_SECS).contains(&n) {
+    } else if PLAUSIBLE_SECS.contains(&n) {
         Some(n * 1000)
     } else {
         None
@@ -687,7 +684,7 @@ fn iso_millis(s: &str) -> Option<Millis> {
                 .timestamp_millis(),
         },
     };
-    epoch_millis(ms).filter(|&m| m == ms)
+    plausible_ms(ms).then_some(ms)
 }
 
 fn opt_money(

@@ -10,7 +10,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tollgate_domain::{hotmart, ingress};
+use tollgate_domain::ingress;
 
 fuzz_target!(|body: &[u8]| {
     let json = serde_json::from_slice::<serde_json::Value>(body);
@@ -34,6 +34,4 @@ fuzz_target!(|body: &[u8]| {
             assert!(!e.to_string().is_empty(), "empty 400 reason for {e:?}");
         }
     }
-    // The pre-auth token reader runs on the same untrusted bytes first.
-    let _ = hotmart::body_hottok(body);
 });

@@ -21,7 +21,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::{Value, json};
-use tollgate_domain::{HotmartEvent, hotmart, ingress};
+use tollgate_domain::{HotmartEvent, ingress};
 use tollgate_service::Ingress;
 use tollgate_store::Appended;
 
@@ -36,6 +36,11 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/webhooks/hotmart", post(hotmart_webhook)).layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
+fn unauthorized(header: bool) -> ApiError {
+    tracing::warn!(header, "webhook rejected: missing or wrong hottok");
+    refuse(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong hottok")
+}
+
 /// Webhook errors carry the message as `reason` too.
 fn refuse(status: StatusCode, code: &str, reason: impl Into<String>) -> ApiError {
     ApiError::new(status, code, reason).with_reason()
@@ -47,15 +52,19 @@ async fn hotmart_webhook(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let body = body?;
-    let presented = match headers.get(HOTTOK_HEADER) {
-        Some(h) => Some(h.as_bytes().to_vec()),
-        None => hotmart::body_hottok(&body).map(String::into_bytes),
-    };
-    if !presented.as_deref().is_some_and(|p| s.tokens.hotmart(p)) {
-        tracing::warn!(header = presented.is_some(), "webhook rejected: missing or wrong hottok");
-        return Err(refuse(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong hottok"));
+    // One parse per delivery: a header token is checked before it, a body token after.
+    let header = headers.get(HOTTOK_HEADER).map(|h| h.as_bytes());
+    if header.is_some_and(|t| !s.tokens.hotmart(t)) {
+        return Err(unauthorized(true));
     }
-    let received = ingress::receive(&body).map_err(|e| {
+    let received = ingress::receive(&body);
+    let body_token_ok =
+        |r: &ingress::Received| r.hottok.as_deref().is_some_and(|t| s.tokens.hotmart(t.as_bytes()));
+    // Without a valid token a body learns nothing, not even whether it is JSON.
+    if header.is_none() && !received.as_ref().is_ok_and(body_token_ok) {
+        return Err(unauthorized(false));
+    }
+    let received = received.map_err(|e| {
         tracing::warn!(reason = %e, "webhook rejected: not JSON");
         refuse(StatusCode::BAD_REQUEST, "invalid_payload", e.to_string())
     })?;
