@@ -33,6 +33,7 @@
 //!   (`pending`, and the waiting count of `journal_counts`);
 //! - `journal`: `routable ASC, received_at ASC, __name__ ASC` (`journal_between`, the
 //!   revenue reconciliation);
+//! - `journal`: `held ASC, received_at ASC` (the oldest quarantined entry, `quarantine_stats`);
 //! - `student_access`: `product_id ASC, workflow_id ASC` (`access_by_product`).
 //!
 //! ```text
@@ -589,19 +590,37 @@ impl FirestoreDocs {
         Ok(out)
     }
 
+    /// A count aggregate and the oldest entry's time: /healthz polls this, so it reads no bodies.
     pub async fn quarantine_stats(&self) -> anyhow::Result<QuarantineStats> {
-        let docs: Vec<JournalDoc> = self
+        let count: Vec<Count> = self
             .db
             .fluent()
             .select()
             .from(JOURNAL)
             .filter(|q| q.field("held").eq(true))
+            .aggregate(|a| a.fields([a.field("count").count()]))
+            .obj()
+            .query()
+            .await?;
+        #[derive(Deserialize)]
+        struct Received {
+            received_at: i64,
+        }
+        let oldest: Vec<Received> = self
+            .db
+            .fluent()
+            .select()
+            .fields(["received_at"])
+            .from(JOURNAL)
+            .filter(|q| q.field("held").eq(true))
+            .order(|o| o.fields([o.field("received_at").asc()]))
+            .limit(1)
             .obj()
             .query()
             .await?;
         Ok(QuarantineStats {
-            count: docs.len() as i64,
-            oldest_received_at: docs.iter().map(|d| d.received_at).min(),
+            count: count.first().map_or(0, |c| c.count),
+            oldest_received_at: oldest.first().map(|r| r.received_at),
         })
     }
 
