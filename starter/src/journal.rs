@@ -87,6 +87,8 @@ pub async fn redrive(docs: &DocStore, only: Option<String>) -> anyhow::Result<Op
         let page = docs.quarantined(after.clone(), 200).await?;
         let Some(last) = page.last() else { break };
         after = Some(last.key.clone());
+        // Pages go by key, so one id is found without reading the pages after it.
+        let past = only.as_ref().is_some_and(|k| *k <= last.key);
         for q in page.into_iter().filter(|q| only.as_ref().is_none_or(|k| *k == q.key)) {
             // The stored copy is the body minus its token: reading it again gives the same event.
             let read = ingress::receive(q.body.as_bytes())
@@ -107,6 +109,9 @@ pub async fn redrive(docs: &DocStore, only: Option<String>) -> anyhow::Result<Op
                     report.still_quarantined.push(StillQuarantined { key: q.key, reason });
                 }
             }
+        }
+        if past {
+            break;
         }
     }
     let found = only.is_none() || !report.released.is_empty() || !report.still_quarantined.is_empty();
