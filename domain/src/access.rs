@@ -202,6 +202,50 @@ impl Facts {
     }
 }
 
+impl Facts {
+    /// Merges facts folded elsewhere (the ledger's, an earlier run's): the same facts as
+    /// folding both event streams into one, in any order, because every field is a set,
+    /// a per-transaction minimum or a last-writer-wins register.
+    pub fn merge(&mut self, other: &Facts) {
+        self.seen.extend(other.seen.iter().cloned());
+        if self.product_id.is_none() {
+            self.product_id = other.product_id;
+        }
+        lww_merge(&mut self.buyer, &other.buyer);
+        lww_merge(&mut self.plan, &other.plan);
+        lww_merge(&mut self.next_charge, &other.next_charge);
+        lww_merge(&mut self.cancellation, &other.cancellation);
+        for (t, a) in &other.approvals {
+            let slot = self.approvals.entry(t.clone()).or_insert_with(|| a.clone());
+            if a.stamp < slot.stamp {
+                *slot = a.clone();
+            }
+        }
+        for (t, r) in &other.reversals {
+            let slot = self.reversals.entry(t.clone()).or_insert_with(|| r.clone());
+            if (r.0, &r.1) < (slot.0, &slot.1) {
+                *slot = r.clone();
+            }
+        }
+        self.completed.extend(other.completed.iter().cloned());
+        self.disputed.extend(other.disputed.iter().cloned());
+        if let Some(d) = other.delayed.as_ref().filter(|d| self.delayed.as_ref().is_none_or(|cur| *d > cur)) {
+            self.delayed = Some(d.clone());
+        }
+    }
+
+    /// Whether nothing is known yet (a key the ledger has never seen).
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+}
+
+fn lww_merge<T: Clone>(slot: &mut Option<Lww<T>>, other: &Option<Lww<T>>) {
+    if let Some(o) = other {
+        lww_set(slot, &o.stamp, o.value.clone());
+    }
+}
+
 /// Coarse state for operators and search attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -274,33 +318,47 @@ pub const FALLBACK_PERIOD_MS: Millis = 30 * 86_400_000;
 pub fn verdict(facts: &Facts, link: Option<&CourseLink>, key: KeyKind, now: Millis) -> Verdict {
     match link {
         Some(link) => evaluate(facts, &link.policy, key, now),
-        None if facts.approvals.is_empty() && facts.product_id.is_none() => {
-            Verdict::off(AccessState::AwaitingPayment, "no events yet".into())
-        }
-        None => Verdict::off(
-            AccessState::AwaitingLink,
-            format!(
-                "product {} has no course link yet; add one with `starter links add`",
-                facts.product_id.map_or("?".into(), |p| p.to_string())
-            ),
+        // A reversal needs no policy: a chargeback after the link was deleted still
+        // revokes (and releases what the key was granted under any earlier link).
+        None => reversed(facts).unwrap_or_else(|| waiting_for_link(facts)),
+    }
+}
+
+fn waiting_for_link(facts: &Facts) -> Verdict {
+    if facts.approvals.is_empty() && facts.product_id.is_none() {
+        return Verdict::off(AccessState::AwaitingPayment, "no events yet".into());
+    }
+    Verdict::off(
+        AccessState::AwaitingLink,
+        format!(
+            "product {} has no course link yet; add one with `starter links add`",
+            facts.product_id.map_or("?".into(), |p| p.to_string())
         ),
+    )
+}
+
+/// Revoked whatever the policy: the governing charge was reversed, or a reversal came
+/// before any approval.
+fn reversed(facts: &Facts) -> Option<Verdict> {
+    match facts.latest_approval() {
+        None => facts.reversals.iter().next().map(|(t, (r, _))| {
+            Verdict::off(AccessState::Revoked, format!("transaction {t} {r} before any approval arrived"))
+        }),
+        Some((txn, _)) => facts
+            .reversals
+            .get(txn)
+            .map(|(r, _)| Verdict::off(AccessState::Revoked, format!("transaction {txn} {r}"))),
     }
 }
 
 /// The rules once the product's policy is known.
 pub fn evaluate(facts: &Facts, policy: &AccessPolicy, key: KeyKind, now: Millis) -> Verdict {
+    if let Some(revoked) = reversed(facts) {
+        return revoked;
+    }
     let Some((txn, approval)) = facts.latest_approval() else {
-        if let Some((t, (r, _))) = facts.reversals.iter().next() {
-            return Verdict::off(
-                AccessState::Revoked,
-                format!("transaction {t} {r} before any approval arrived"),
-            );
-        }
         return Verdict::off(AccessState::AwaitingPayment, "no approved payment yet".into());
     };
-    if let Some((r, _)) = facts.reversals.get(txn) {
-        return Verdict::off(AccessState::Revoked, format!("transaction {txn} {r}"));
-    }
     let paid_by = match approval.recurrence {
         Some(n) if key == KeyKind::Subscription => format!("{txn} (charge #{n})"),
         _ => txn.to_string(),

@@ -82,4 +82,23 @@ proptest! {
             );
         }
     }
+
+    /// The ledger's merge: facts folded in two parts (an ended run's and a new run's, with
+    /// overlap) merge into the facts of the whole stream.
+    #[test]
+    fn merging_split_folds_equals_folding_the_whole(
+        events in stream(),
+        cut in any::<prop::sample::Index>(),
+        overlap in 0usize..3,
+    ) {
+        let (whole, _) = fold(&events);
+        let at = cut.index(events.len() + 1);
+        let (mut first, _) = fold(&events[..at]);
+        let (second, _) = fold(&events[at.saturating_sub(overlap)..]);
+        let mut reverse = second.clone();
+        first.merge(&second);
+        prop_assert_eq!(&first, &whole);
+        reverse.merge(&fold(&events[..at]).0);
+        prop_assert_eq!(&reverse, &whole);
+    }
 }

@@ -78,10 +78,27 @@ fn cases() -> Vec<Case> {
             p,
             AccessState::AwaitingLink,
         ),
+        // A reversal needs no policy (issue 11, item 3): it revokes without a link.
         unlinked(
-            "no link, a refund alone also waits",
+            "no link, a refund alone revokes",
             vec![ev(one.event("PURCHASE_REFUNDED", "r1", T0))],
             p,
+            AccessState::Revoked,
+        ),
+        unlinked(
+            "no link (deleted), a chargeback after the approval revokes",
+            vec![ev(one.event("PURCHASE_APPROVED", "a1", T0)), ev(one.event("PURCHASE_CHARGEBACK", "c1", T0 + DAY))],
+            p,
+            AccessState::Revoked,
+        ),
+        unlinked(
+            "no link, a later charge that was not reversed waits for one",
+            vec![
+                ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0)),
+                ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_REFUNDED", "r1", T0 + DAY)),
+                ev(sub(2, "HP2", T0 + 60 * DAY).event("PURCHASE_APPROVED", "a2", T0 + 30 * DAY)),
+            ],
+            s,
             AccessState::AwaitingLink,
         ),
         c(
