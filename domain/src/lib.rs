@@ -11,6 +11,7 @@ pub mod error;
 pub mod fixtures;
 pub mod hotmart;
 pub mod ingress;
+pub mod ledger;
 pub mod lifecycle;
 pub mod metrics;
 pub mod money;

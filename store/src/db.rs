@@ -54,7 +54,16 @@ CREATE TABLE IF NOT EXISTS grants (
     course_id   TEXT NOT NULL,
     workflow_id TEXT NOT NULL,
     granted_at  INTEGER NOT NULL,
+    -- 1 once an unenroll of this last grant may have reached TalentLMS
+    releasing   INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (user_id, course_id, workflow_id)
+);
+-- The entitlement ledger: per workflow key, its facts merged across runs.
+CREATE TABLE IF NOT EXISTS ledger (
+    workflow_id TEXT PRIMARY KEY,
+    facts       TEXT NOT NULL,
+    user_id     TEXT,
+    updated_at  INTEGER NOT NULL
 );
 "#;
 
@@ -120,6 +129,11 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
         // The parser version that quarantined an entry it could not read.
         conn.execute_batch("ALTER TABLE journal ADD COLUMN parser_version INTEGER")?;
     }
+    if !has("grants", "releasing")? {
+        conn.execute_batch("ALTER TABLE grants ADD COLUMN releasing INTEGER NOT NULL DEFAULT 0")?;
+    }
+    // The grants a key holds (a revoke), after `releasing` exists on old files.
+    conn.execute_batch("CREATE INDEX IF NOT EXISTS grants_workflow ON grants(workflow_id)")?;
     tx.commit()?;
     Ok(())
 }

@@ -11,7 +11,8 @@
 //! | `course_links` | `{product_id}` | `product_id` int, `courses` string array, `policy` (JSON of `AccessPolicy`), `updated_at` ms |
 //! | `journal` | `{event_id}` | `received_at` ms, `kind`, `workflow_id` string or null, `routable` bool, `event` (JSON of `HotmartEvent`; empty when quarantined at ingress), `body` (as received, token removed), `deliveries` int, `forwarded` bool, `forwarded_at` ms or null, `quarantined` string or null, `held` bool (quarantined), `parser_version` int or null |
 //! | `subscribers` | `{subscriber_code}` | `workflow_id`: routes events that name the subscriber but not the product |
-//! | `grants` | `{user}\|{course}\|{workflow}` | `user`, `course`, `workflow`, `granted_at` ms |
+//! | `grants` | `{user}\|{course}\|{workflow}` | `user`, `course`, `workflow`, `granted_at` ms, `releasing` bool |
+//! | `ledger` | `{workflow_id}` | `facts` (JSON of `Facts`), `user_id` string or null, `updated_at` ms |
 //! | `student_access` | `{email}\|{workflow_id}` | the fields of [`StudentAccess`] (`email`, `workflow_id`, `product_id`, `updated_at`, ...) |
 //!
 //! # Races
@@ -19,7 +20,8 @@
 //! Writes that must not race are create-if-absent (the `CreateDocument` RPC fails with
 //! `ALREADY_EXISTS`) or read-then-write transactions: journal append (create; a resend
 //! increments `deliveries` in a transaction), link create (create), link put / delete
-//! (transaction, returning the previous link), grant (create), release (transaction),
+//! (transaction, returning the previous link), grant (create), release and drop (transactions),
+//! ledger put (transaction, merging facts),
 //! student put (transaction, only when not older).
 //!
 //! # Indexes real Firestore needs
@@ -51,7 +53,8 @@ use firestore::{FirestoreDb, FirestoreDbOptions, FirestoreWritePrecondition};
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
-use tollgate_domain::{AccessPolicy, CourseLink, HotmartEvent, ProductId};
+use tollgate_domain::ledger::{Grant, LedgerEntry};
+use tollgate_domain::{AccessPolicy, CourseLink, Facts, HotmartEvent, ProductId};
 
 use crate::db::now_ms;
 use crate::{Appended, JournalEntry, QuarantineStats, Quarantined, Release, StoreError, StudentAccess};
@@ -59,6 +62,7 @@ use crate::{Appended, JournalEntry, QuarantineStats, Quarantined, Release, Store
 pub const COURSE_LINKS: &str = "course_links";
 pub const JOURNAL: &str = "journal";
 pub const GRANTS: &str = "grants";
+pub const LEDGER: &str = "ledger";
 pub const STUDENT_ACCESS: &str = "student_access";
 pub const SUBSCRIBERS: &str = "subscribers";
 
@@ -200,6 +204,16 @@ struct GrantDoc {
     course: String,
     workflow: String,
     granted_at: i64,
+    #[serde(default)]
+    releasing: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LedgerDoc {
+    facts: String,
+    #[serde(default, with = "firestore::serialize_as_null")]
+    user_id: Option<String>,
+    updated_at: i64,
 }
 
 /// `StudentAccess` with explicit nulls, so a replaced document keeps no stale value.
@@ -297,6 +311,21 @@ fn permanent(
     e: impl std::error::Error + Send + Sync + 'static,
 ) -> BackoffError<FirestoreError> {
     FirestoreErrorInTransaction::permanent(tx, e)
+}
+
+/// The grants of one user and course, oldest first (ties by workflow): inside a
+/// transaction, so a concurrent grant or release retries it.
+async fn grants_of(db: &FirestoreDb, user: &str, course: &str) -> Result<Vec<GrantDoc>, FirestoreError> {
+    let mut all: Vec<GrantDoc> = db
+        .fluent()
+        .select()
+        .from(GRANTS)
+        .filter(|q| q.for_all([q.field("user").eq(user), q.field("course").eq(course)]))
+        .obj()
+        .query()
+        .await?;
+    all.sort_by(|a, b| (a.granted_at, &a.workflow).cmp(&(b.granted_at, &b.workflow)));
+    Ok(all)
 }
 
 /// The Firestore backend. Cheap to clone (one shared gRPC channel).
@@ -848,6 +877,7 @@ impl FirestoreDocs {
             course: course.into(),
             workflow: workflow.into(),
             granted_at: now_ms(),
+            releasing: false,
         };
         match self
             .db
@@ -875,43 +905,123 @@ impl FirestoreDocs {
                 let (id, user, course, workflow) =
                     (id.clone(), user.clone(), course.clone(), workflow.clone());
                 Box::pin(async move {
-                    let held: Option<GrantDoc> = db.fluent().select().by_id_in(GRANTS).obj().one(&id).await?;
-                    if held.is_none() {
+                    let Some(mut own) =
+                        db.fluent().select().by_id_in(GRANTS).obj::<GrantDoc>().one(&id).await?
+                    else {
                         return TxResult::Ok(Release::NotHeld);
-                    }
-                    let all: Vec<GrantDoc> = db
-                        .fluent()
-                        .select()
-                        .from(GRANTS)
-                        .filter(|q| {
-                            q.for_all([
-                                q.field("user").eq(user.as_str()),
-                                q.field("course").eq(course.as_str()),
-                            ])
-                        })
-                        .obj()
-                        .query()
-                        .await?;
-                    let other = all
-                        .into_iter()
-                        .filter(|g| g.workflow != workflow)
-                        .min_by(|a, b| (a.granted_at, &a.workflow).cmp(&(b.granted_at, &b.workflow)));
+                    };
+                    let other =
+                        grants_of(&db, &user, &course).await?.into_iter().find(|g| g.workflow != workflow);
                     Ok(match other {
                         Some(g) => {
                             db.fluent().delete().from(GRANTS).document_id(&id).add_to_transaction(tx)?;
-                            Release::StillGranted { by: g.workflow }
+                            if own.releasing {
+                                Release::Reclaim { by: g.workflow }
+                            } else {
+                                Release::StillGranted { by: g.workflow }
+                            }
                         }
-                        None => Release::Last,
+                        None => {
+                            own.releasing = true;
+                            db.fluent()
+                                .update()
+                                .in_col(GRANTS)
+                                .document_id(&id)
+                                .object(&own)
+                                .add_to_transaction(tx)?;
+                            Release::Last
+                        }
                     })
                 })
             })
             .await?)
     }
 
-    pub async fn drop_grant(&self, user: &str, course: &str, workflow: &str) -> anyhow::Result<()> {
+    /// Drops the grant; returns another workflow's grant made meanwhile, if any.
+    pub async fn drop_grant(
+        &self,
+        user: &str,
+        course: &str,
+        workflow: &str,
+    ) -> anyhow::Result<Option<String>> {
         let id = doc_id(&[user, course, workflow])?;
-        self.db.fluent().delete().from(GRANTS).document_id(&id).execute().await?;
-        Ok(())
+        let (user, course, workflow) = (user.to_string(), course.to_string(), workflow.to_string());
+        Ok(self
+            .db
+            .run_transaction(|db, tx| {
+                let (id, user, course, workflow) =
+                    (id.clone(), user.clone(), course.clone(), workflow.clone());
+                Box::pin(async move {
+                    let other =
+                        grants_of(&db, &user, &course).await?.into_iter().find(|g| g.workflow != workflow);
+                    db.fluent().delete().from(GRANTS).document_id(&id).add_to_transaction(tx)?;
+                    TxResult::Ok(other.map(|g| g.workflow))
+                })
+            })
+            .await?)
+    }
+
+    pub async fn held_grants(&self, workflow: &str) -> anyhow::Result<Vec<Grant>> {
+        let mut held: Vec<Grant> = self
+            .db
+            .fluent()
+            .select()
+            .from(GRANTS)
+            .filter(|q| q.field("workflow").eq(workflow))
+            .obj::<GrantDoc>()
+            .query()
+            .await?
+            .into_iter()
+            .map(|g| Grant { user_id: g.user, course_id: g.course })
+            .collect();
+        held.sort();
+        Ok(held)
+    }
+
+    // ---- Entitlement ledger ----
+
+    pub async fn ledger(&self, workflow: &str) -> anyhow::Result<Option<LedgerEntry>> {
+        let id = doc_id(&[workflow])?;
+        let doc: Option<LedgerDoc> = self.db.fluent().select().by_id_in(LEDGER).obj().one(&id).await?;
+        doc.map(|d| {
+            Ok(LedgerEntry {
+                workflow_id: workflow.to_string(),
+                facts: serde_json::from_str(&d.facts)?,
+                talentlms_user_id: d.user_id,
+            })
+        })
+        .transpose()
+    }
+
+    /// Merges `entry` into the stored one, in a transaction.
+    pub async fn put_ledger(&self, entry: LedgerEntry) -> anyhow::Result<()> {
+        let id = doc_id(&[&entry.workflow_id])?;
+        Ok(self
+            .db
+            .run_transaction(|db, tx| {
+                let (id, entry) = (id.clone(), entry.clone());
+                Box::pin(async move {
+                    let old: Option<LedgerDoc> = db.fluent().select().by_id_in(LEDGER).obj().one(&id).await?;
+                    let mut facts = entry.facts;
+                    let mut user_id = entry.talentlms_user_id;
+                    if let Some(old) = old {
+                        let old_facts: Facts =
+                            serde_json::from_str(&old.facts).map_err(|e| permanent(tx, e))?;
+                        facts.merge(&old_facts);
+                        user_id = user_id.or(old.user_id);
+                    }
+                    let facts = serde_json::to_string(&facts).map_err(|e| permanent(tx, e))?;
+                    let doc = LedgerDoc { facts, user_id, updated_at: now_ms() };
+                    db.fluent()
+                        .update()
+                        .in_col(LEDGER)
+                        .document_id(&id)
+                        .object(&doc)
+                        .add_to_transaction(tx)?;
+                    TxResult::Ok(())
+                })
+            })
+            .await?)
     }
 
     // ---- Students ----

@@ -1,8 +1,12 @@
 //! Which workflow granted which TalentLMS enrollment. One student can hold a course
 //! through several purchases (a renewal bought as a new order, two products sharing a
 //! course): the course is removed from TalentLMS only when the last grant goes.
+//!
+//! A grant is written before the enroll call (the intent: an enroll TalentLMS applied but
+//! reported as failed is still released later) and removed only after the unenroll.
 
 use rusqlite::{OptionalExtension, params};
+use tollgate_domain::ledger::Grant;
 
 use crate::db::{Db, now_ms};
 
@@ -18,6 +22,9 @@ pub enum Release {
     NotHeld,
     /// Other workflows still grant the course: keep it; this grant was dropped.
     StillGranted { by: String },
+    /// Like `StillGranted`, but an earlier attempt of this release may already have
+    /// unenrolled (its answer was lost): enroll again for `by`; this grant was dropped.
+    Reclaim { by: String },
     /// This is the last grant: unenroll, then call [`Grants::drop_grant`].
     Last,
 }
@@ -41,24 +48,23 @@ impl Grants {
             .await
     }
 
-    /// Decides an unenroll. The workflow's own grant is kept when it is the last one, so
-    /// a retry after a failed TalentLMS call still sees it.
+    /// Decides an unenroll. The workflow's own grant is kept (marked releasing) when it
+    /// is the last one, so a retry after a failed TalentLMS call still sees it.
     pub async fn release(&self, user: &str, course: &str, workflow: &str) -> anyhow::Result<Release> {
         let (u, c, w) = (user.to_string(), course.to_string(), workflow.to_string());
         self.db
             .call(move |conn| {
-                let tx = conn.transaction()?;
-                let held: bool = tx
+                let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let releasing: Option<bool> = tx
                     .query_row(
-                        "SELECT 1 FROM grants WHERE user_id = ?1 AND course_id = ?2 AND workflow_id = ?3",
+                        "SELECT releasing FROM grants WHERE user_id = ?1 AND course_id = ?2 AND workflow_id = ?3",
                         params![u, c, w],
-                        |_| Ok(()),
+                        |r| r.get(0),
                     )
-                    .optional()?
-                    .is_some();
-                if !held {
+                    .optional()?;
+                let Some(releasing) = releasing else {
                     return Ok(Release::NotHeld);
-                }
+                };
                 let other: Option<String> = tx
                     .query_row(
                         "SELECT workflow_id FROM grants WHERE user_id = ?1 AND course_id = ?2 AND workflow_id <> ?3
@@ -73,9 +79,15 @@ impl Grants {
                             "DELETE FROM grants WHERE user_id = ?1 AND course_id = ?2 AND workflow_id = ?3",
                             params![u, c, w],
                         )?;
-                        Release::StillGranted { by }
+                        if releasing { Release::Reclaim { by } } else { Release::StillGranted { by } }
                     }
-                    None => Release::Last,
+                    None => {
+                        tx.execute(
+                            "UPDATE grants SET releasing = 1 WHERE user_id = ?1 AND course_id = ?2 AND workflow_id = ?3",
+                            params![u, c, w],
+                        )?;
+                        Release::Last
+                    }
                 };
                 tx.commit()?;
                 Ok(out)
@@ -83,15 +95,45 @@ impl Grants {
             .await
     }
 
-    pub async fn drop_grant(&self, user: &str, course: &str, workflow: &str) -> anyhow::Result<()> {
+    /// Drops the grant after the unenroll; returns the workflow of another grant made
+    /// meanwhile (a concurrent enroll the unenroll undid: enroll again for it).
+    pub async fn drop_grant(
+        &self,
+        user: &str,
+        course: &str,
+        workflow: &str,
+    ) -> anyhow::Result<Option<String>> {
         let (u, c, w) = (user.to_string(), course.to_string(), workflow.to_string());
         self.db
             .call(move |conn| {
-                conn.execute(
+                let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                tx.execute(
                     "DELETE FROM grants WHERE user_id = ?1 AND course_id = ?2 AND workflow_id = ?3",
                     params![u, c, w],
                 )?;
-                Ok(())
+                let other: Option<String> = tx
+                    .query_row(
+                        "SELECT workflow_id FROM grants WHERE user_id = ?1 AND course_id = ?2 ORDER BY granted_at LIMIT 1",
+                        params![u, c],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                tx.commit()?;
+                Ok(other)
+            })
+            .await
+    }
+
+    /// The grants `workflow` holds, by user and course.
+    pub async fn held(&self, workflow: &str) -> anyhow::Result<Vec<Grant>> {
+        let w = workflow.to_string();
+        self.db
+            .call(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT user_id, course_id FROM grants WHERE workflow_id = ?1 ORDER BY user_id, course_id",
+                )?;
+                let rows = stmt.query_map([w], |r| Ok(Grant { user_id: r.get(0)?, course_id: r.get(1)? }))?;
+                Ok(rows.collect::<Result<_, _>>()?)
             })
             .await
     }

@@ -8,6 +8,7 @@ mod db;
 pub mod firestore;
 pub mod grants;
 pub mod journal;
+pub mod ledger;
 pub mod links;
 pub mod students;
 
@@ -17,8 +18,10 @@ pub use crate::firestore::FirestoreDocs;
 pub use db::{Db, now_ms};
 pub use grants::{Grants, Release};
 pub use journal::{Appended, Journal, JournalEntry, QuarantineStats, Quarantined};
+pub use ledger::Ledger;
 pub use links::Links;
 pub use students::Students;
+pub use tollgate_domain::ledger::{Grant, LedgerEntry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -48,6 +51,7 @@ pub struct SqliteDocs {
     pub journal: Journal,
     pub links: Links,
     pub grants: Grants,
+    pub ledger: Ledger,
     pub students: Students,
 }
 
@@ -59,6 +63,7 @@ impl SqliteDocs {
             journal: Journal::new(db.clone()),
             links: Links::new(db.clone()),
             grants: Grants::new(db.clone()),
+            ledger: Ledger::new(db.clone()),
             students: Students::new(db.clone()),
             db,
         })
@@ -188,8 +193,27 @@ impl DocStore {
     pub async fn release(&self, user: &str, course: &str, workflow: &str) -> anyhow::Result<Release> {
         dispatch!(self, b => b.grants.release(user, course, workflow).await, b.release(user, course, workflow).await)
     }
-    pub async fn drop_grant(&self, user: &str, course: &str, workflow: &str) -> anyhow::Result<()> {
+    /// Returns another workflow's grant of the same course made meanwhile, if any.
+    pub async fn drop_grant(
+        &self,
+        user: &str,
+        course: &str,
+        workflow: &str,
+    ) -> anyhow::Result<Option<String>> {
         dispatch!(self, b => b.grants.drop_grant(user, course, workflow).await, b.drop_grant(user, course, workflow).await)
+    }
+    /// The grants a workflow key holds.
+    pub async fn held_grants(&self, workflow: &str) -> anyhow::Result<Vec<Grant>> {
+        dispatch!(self, b => b.grants.held(workflow).await, b.held_grants(workflow).await)
+    }
+
+    // Entitlement ledger.
+    pub async fn ledger(&self, workflow: &str) -> anyhow::Result<Option<LedgerEntry>> {
+        dispatch!(self, b => b.ledger.get(workflow).await, b.ledger(workflow).await)
+    }
+    /// Merges into the stored entry.
+    pub async fn put_ledger(&self, entry: LedgerEntry) -> anyhow::Result<()> {
+        dispatch!(self, b => b.ledger.put(entry).await, b.put_ledger(entry).await)
     }
 
     // Students.

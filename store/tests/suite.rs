@@ -8,12 +8,13 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use tollgate_domain::Facts;
 use tollgate_domain::fixtures::Sale;
 use tollgate_domain::hotmart::parse;
 use tollgate_domain::{AccessPolicy, CourseLink, HotmartEvent, ProductId};
 use tollgate_store::{
-    Appended, Db, DocStore, FirestoreDocs, Journal, QuarantineStats, Release, SqliteDocs, StoreError,
-    StudentAccess,
+    Appended, Db, DocStore, FirestoreDocs, Grant, Journal, LedgerEntry, QuarantineStats, Release, SqliteDocs,
+    StoreError, StudentAccess,
 };
 
 fn event(id: &str, txn: &str) -> HotmartEvent {
@@ -93,7 +94,86 @@ both_backends!(
     an_unreadable_delivery_is_kept_quarantined_and_released_by_a_redrive,
     quarantine_pages_by_key,
     a_subscriber_code_finds_its_workflow,
+    the_ledger_merges_facts_across_runs,
+    a_key_lists_the_grants_it_holds,
+    a_release_whose_unenroll_may_have_happened_reclaims,
+    dropping_the_last_grant_reports_a_grant_made_meanwhile,
 );
+
+async fn the_ledger_merges_facts_across_runs(s: &DocStore) {
+    assert_eq!(s.ledger("purchase-HP1").await.unwrap(), None);
+    let fold = |events: &[HotmartEvent]| {
+        let mut f = Facts::default();
+        events.iter().for_each(|e| {
+            f.apply(e);
+        });
+        f
+    };
+    let approval = event("a1", "HP1");
+    let refund = {
+        let body =
+            Sale::one_off(5, "HP1", "ana@example.com").event("PURCHASE_REFUNDED", "r1", 1_760_000_100_000);
+        parse(body.to_string().as_bytes()).unwrap().event
+    };
+    // The first run saw only the refund and knew the user; the second only the approval.
+    let first = LedgerEntry {
+        workflow_id: "purchase-HP1".into(),
+        facts: fold(std::slice::from_ref(&refund)),
+        talentlms_user_id: Some("u1".into()),
+    };
+    s.put_ledger(first).await.unwrap();
+    let second = LedgerEntry {
+        workflow_id: "purchase-HP1".into(),
+        facts: fold(std::slice::from_ref(&approval)),
+        talentlms_user_id: None,
+    };
+    s.put_ledger(second).await.unwrap();
+    let got = s.ledger("purchase-HP1").await.unwrap().unwrap();
+    assert_eq!(got.facts, fold(&[approval, refund]));
+    assert_eq!(got.talentlms_user_id.as_deref(), Some("u1"));
+    assert_eq!(got.workflow_id, "purchase-HP1");
+    assert_eq!(s.ledger("purchase-HP2").await.unwrap(), None);
+}
+
+async fn a_key_lists_the_grants_it_holds(s: &DocStore) {
+    s.grant("u1", "102", "purchase-A").await.unwrap();
+    s.grant("u1", "101", "purchase-A").await.unwrap();
+    s.grant("u9", "101", "purchase-A").await.unwrap();
+    s.grant("u1", "101", "purchase-B").await.unwrap();
+    let g = |u: &str, c: &str| Grant { user_id: u.into(), course_id: c.into() };
+    assert_eq!(s.held_grants("purchase-A").await.unwrap(), [g("u1", "101"), g("u1", "102"), g("u9", "101")]);
+    assert_eq!(s.held_grants("purchase-B").await.unwrap(), [g("u1", "101")]);
+    assert!(s.held_grants("purchase-C").await.unwrap().is_empty());
+    // Held until the unenroll is confirmed, released after.
+    assert_eq!(s.release("u9", "101", "purchase-A").await.unwrap(), Release::Last);
+    assert_eq!(s.held_grants("purchase-A").await.unwrap().len(), 3);
+    assert_eq!(s.drop_grant("u9", "101", "purchase-A").await.unwrap(), None);
+    assert_eq!(s.held_grants("purchase-A").await.unwrap(), [g("u1", "101"), g("u1", "102")]);
+}
+
+async fn a_release_whose_unenroll_may_have_happened_reclaims(s: &DocStore) {
+    s.grant("u1", "101", "purchase-A").await.unwrap();
+    // A's release is the last: it may unenroll. Its answer is lost; meanwhile B enrolls.
+    assert_eq!(s.release("u1", "101", "purchase-A").await.unwrap(), Release::Last);
+    s.grant("u1", "101", "purchase-B").await.unwrap();
+    // A's retry must re-enroll for B: A's first attempt may have removed the course.
+    assert_eq!(
+        s.release("u1", "101", "purchase-A").await.unwrap(),
+        Release::Reclaim { by: "purchase-B".into() }
+    );
+    assert_eq!(s.release("u1", "101", "purchase-A").await.unwrap(), Release::NotHeld);
+    assert_eq!(s.release("u1", "101", "purchase-B").await.unwrap(), Release::Last);
+}
+
+async fn dropping_the_last_grant_reports_a_grant_made_meanwhile(s: &DocStore) {
+    s.grant("u1", "101", "purchase-A").await.unwrap();
+    assert_eq!(s.release("u1", "101", "purchase-A").await.unwrap(), Release::Last);
+    // B enrolled while A's unenroll was in flight: A's unenroll undid it.
+    s.grant("u1", "101", "purchase-B").await.unwrap();
+    assert_eq!(s.drop_grant("u1", "101", "purchase-A").await.unwrap().as_deref(), Some("purchase-B"));
+    assert_eq!(s.release("u1", "101", "purchase-B").await.unwrap(), Release::Last);
+    assert_eq!(s.drop_grant("u1", "101", "purchase-B").await.unwrap(), None);
+}
 
 async fn an_unreadable_delivery_is_kept_quarantined_and_released_by_a_redrive(s: &DocStore) {
     assert_eq!(s.quarantine_stats().await.unwrap(), QuarantineStats { count: 0, oldest_received_at: None });
