@@ -2,6 +2,7 @@
 //! TalentLMS "already enrolled"/"not enrolled" count as success, users are found before
 //! they are created, and revenue rows are keyed.
 
+pub mod enrolment;
 pub mod revenue_reconcile;
 
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use tollgate_domain::metrics::{Day, DayRollup, ReconcileReport};
 use tollgate_domain::revenue::RevenueRow;
 use tollgate_domain::{CourseLink, ProductId};
-use tollgate_store::{DocStore, Release, StudentAccess};
+use tollgate_store::{DocStore, Grant, LedgerEntry, StudentAccess};
 use tollgate_warehouse::Warehouse;
 use tollgate_workflows::acts::{self, Enrollment, NewStudent, ReconcileWindow};
 
@@ -32,6 +33,33 @@ impl StoreActivities {
         product: ProductId,
     ) -> Result<Option<CourseLink>, ActivityError> {
         Ok(self.docs.link(product).await?)
+    }
+
+    #[activity(definition = acts::LoadLedger)]
+    pub async fn load_ledger(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        workflow_id: String,
+    ) -> Result<Option<LedgerEntry>, ActivityError> {
+        Ok(self.docs.ledger(&workflow_id).await?)
+    }
+
+    #[activity(definition = acts::SaveLedger)]
+    pub async fn save_ledger(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        entry: LedgerEntry,
+    ) -> Result<(), ActivityError> {
+        Ok(self.docs.put_ledger(entry).await?)
+    }
+
+    #[activity(definition = acts::HeldGrants)]
+    pub async fn held_grants(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        workflow_id: String,
+    ) -> Result<Vec<Grant>, ActivityError> {
+        Ok(self.docs.held_grants(&workflow_id).await?)
     }
 
     #[activity(definition = acts::RecordAccess)]
@@ -120,7 +148,11 @@ impl TalentLmsActivities {
         email: String,
     ) -> Result<Option<String>, ActivityError> {
         self.pace.wait().await;
-        let user = self.client.find_user_by_email(&email).await.map_err(|e| failure("find user", e))?;
+        let user = self
+            .client
+            .find_user_by_email(&email)
+            .await
+            .map_err(|e| failure(enrolment::Failure::TalentLms("find user", e)))?;
         Ok(user.map(|u| u.id.to_string()))
     }
 
@@ -140,21 +172,13 @@ impl TalentLmsActivities {
             }
             // Created meanwhile (another worker, or our own earlier attempt whose answer was lost).
             Err(e) if e.is_conflict() => Ok(None),
-            Err(e) => Err(failure("create user", e)),
+            Err(e) => Err(failure(enrolment::Failure::TalentLms("create user", e))),
         }
     }
 
     #[activity(definition = acts::Enroll)]
     pub async fn enroll(self: Arc<Self>, _ctx: ActivityContext, e: Enrollment) -> Result<(), ActivityError> {
-        // Grant first: if the call below fails and never succeeds, a stale grant only
-        // makes a later unenroll keep the course, the safe direction.
-        self.docs.grant(&e.user_id, &e.course_id, &e.workflow_id).await?;
-        self.pace.wait().await;
-        let outcome = self
-            .client
-            .enroll(&talentlms::UserId(e.user_id.clone()), &talentlms::CourseId(e.course_id.clone()))
-            .await
-            .map_err(|err| failure("enroll", err))?;
+        let outcome = enrolment::enroll(&self.docs, &self.client, &self.pace, &e).await.map_err(failure)?;
         tracing::info!(user = %e.user_id, course = %e.course_id, ?outcome, "enroll");
         Ok(())
     }
@@ -165,34 +189,19 @@ impl TalentLmsActivities {
         _ctx: ActivityContext,
         e: Enrollment,
     ) -> Result<String, ActivityError> {
-        match self.docs.release(&e.user_id, &e.course_id, &e.workflow_id).await? {
-            Release::NotHeld => Ok("not granted by this purchase; left as is".into()),
-            Release::StillGranted { by } => {
-                tracing::info!(user = %e.user_id, course = %e.course_id, %by, "unenroll skipped: still granted");
-                Ok(format!("kept: still granted by {by}"))
-            }
-            Release::Last => {
-                self.pace.wait().await;
-                let outcome = self
-                    .client
-                    .unenroll(
-                        &talentlms::UserId(e.user_id.clone()),
-                        &talentlms::CourseId(e.course_id.clone()),
-                    )
-                    .await
-                    .map_err(|err| failure("unenroll", err))?;
-                self.docs.drop_grant(&e.user_id, &e.course_id, &e.workflow_id).await?;
-                tracing::info!(user = %e.user_id, course = %e.course_id, ?outcome, "unenroll");
-                Ok(format!("unenrolled from course {}", e.course_id))
-            }
-        }
+        enrolment::unenroll(&self.docs, &self.client, &self.pace, &e).await.map_err(failure)
     }
 }
 
 /// Retryable errors come back after the server's advertised reset; the rest stop retrying
 /// with TalentLMS's own message.
-fn failure(what: &str, e: talentlms::Error) -> ActivityError {
-    let msg = format!("TalentLMS {what}: {e}");
+fn failure(f: enrolment::Failure) -> ActivityError {
+    let msg = f.to_string();
+    let e = match f {
+        enrolment::Failure::TalentLms(_, e) => e,
+        // The store is ours: retry until it answers.
+        enrolment::Failure::Store(e) => return e.into(),
+    };
     if e.is_retryable() {
         tracing::warn!("{msg} (will retry)");
         let delay = e.retry_after().map(|d| d.max(Duration::from_millis(100)));

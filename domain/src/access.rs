@@ -40,6 +40,23 @@ impl fmt::Display for AccessPolicy {
     }
 }
 
+impl AccessPolicy {
+    /// Whether switching to `new` can end access sooner for someone who bought under
+    /// this policy (staff must confirm such a change).
+    pub fn shortened_by(&self, new: &AccessPolicy) -> bool {
+        use AccessPolicy::*;
+        match (self, new) {
+            (_, Lifetime) => false,
+            (Lifetime, _) => true,
+            (FixedTerm { term_secs: a }, FixedTerm { term_secs: b }) => b < a,
+            (Subscription { grace_secs: a }, Subscription { grace_secs: b }) => b < a,
+            // A renewing subscription ends with its payments, a term at a fixed date:
+            // either can come first, so both directions count as shortening.
+            (FixedTerm { .. }, Subscription { .. }) | (Subscription { .. }, FixedTerm { .. }) => true,
+        }
+    }
+}
+
 /// Which TalentLMS courses a Hotmart product unlocks, and for how long.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CourseLink {

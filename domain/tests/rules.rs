@@ -87,7 +87,10 @@ fn cases() -> Vec<Case> {
         ),
         unlinked(
             "no link (deleted), a chargeback after the approval revokes",
-            vec![ev(one.event("PURCHASE_APPROVED", "a1", T0)), ev(one.event("PURCHASE_CHARGEBACK", "c1", T0 + DAY))],
+            vec![
+                ev(one.event("PURCHASE_APPROVED", "a1", T0)),
+                ev(one.event("PURCHASE_CHARGEBACK", "c1", T0 + DAY)),
+            ],
             p,
             AccessState::Revoked,
         ),
@@ -429,4 +432,30 @@ fn resend_is_recognised() {
     let mut f = Facts::default();
     assert!(f.apply(&e));
     assert!(!f.apply(&e));
+}
+
+#[test]
+fn policy_changes_that_can_end_access_sooner() {
+    let (life, term30, term365) = (
+        AccessPolicy::Lifetime,
+        AccessPolicy::FixedTerm { term_secs: 30 * 86_400 },
+        AccessPolicy::FixedTerm { term_secs: 365 * 86_400 },
+    );
+    let (sub3, sub1) =
+        (AccessPolicy::Subscription { grace_secs: GRACE }, AccessPolicy::Subscription { grace_secs: 86_400 });
+    for (old, new, shorter) in [
+        (&life, &term365, true),
+        (&life, &sub3, true),
+        (&life, &life, false),
+        (&term365, &term30, true),
+        (&term30, &term365, false),
+        (&term30, &life, false),
+        (&sub3, &sub1, true),
+        (&sub1, &sub3, false),
+        (&sub3, &term365, true),
+        (&term365, &sub3, true),
+        (&sub3, &life, false),
+    ] {
+        assert_eq!(old.shortened_by(new), shorter, "{old} -> {new}");
+    }
 }

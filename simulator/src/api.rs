@@ -139,13 +139,16 @@ struct Plan {
     delay: Duration,
     before: Option<ApiError>,
     fail_after_commit: bool,
+    html_after_commit: bool,
 }
 
 fn roll(rng: &mut impl Rng, p: f64) -> bool {
     p > 0.0 && rng.random::<f64>() < p
 }
 
-fn plan(f: &FaultConfig) -> Plan {
+fn plan(f: &FaultConfig, endpoint: &str) -> Plan {
+    let none = FaultConfig::default();
+    let f = if f.only.is_empty() || f.only.iter().any(|e| e == endpoint) { f } else { &none };
     let mut rng = rand::rng();
     let mut delay = Duration::from_millis(f.latency_ms);
     if roll(&mut rng, f.slow_rate) {
@@ -159,10 +162,17 @@ fn plan(f: &FaultConfig) -> Plan {
         })
     } else if roll(&mut rng, f.rate_limited_rate) {
         Some(ApiError::invalid(StatusCode::TOO_MANY_REQUESTS, "API rate limit exceeded"))
+    } else if roll(&mut rng, f.forbidden_rate) {
+        Some(ApiError::invalid(StatusCode::FORBIDDEN, "You do not have permission to access this resource"))
     } else {
         None
     };
-    Plan { delay, before, fail_after_commit: roll(&mut rng, f.fail_after_commit_rate) }
+    Plan {
+        delay,
+        before,
+        fail_after_commit: roll(&mut rng, f.fail_after_commit_rate),
+        html_after_commit: roll(&mut rng, f.html_after_commit_rate),
+    }
 }
 
 enum Verdict {
@@ -186,7 +196,7 @@ async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response
             s.stats.rate_limited += 1;
             Verdict::Limited
         } else {
-            Verdict::Pass(plan(&s.faults))
+            Verdict::Pass(plan(&s.faults, &endpoint))
         }
     };
 
@@ -228,6 +238,14 @@ async fn gate(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response
                     tracing::info!(endpoint, "injected fault after the call committed");
                     sim.lock().stats.injected += 1;
                     ApiError::server(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+                        .into_response()
+                } else if plan.html_after_commit && r.status().is_success() {
+                    tracing::info!(endpoint, "injected an HTML page after the call committed");
+                    sim.lock().stats.injected += 1;
+                    (
+                        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                        "<html><body><h1>We'll be back soon</h1><p>Scheduled maintenance.</p></body></html>",
+                    )
                         .into_response()
                 } else {
                     r
@@ -282,12 +300,27 @@ mod tests {
         let always =
             FaultConfig { error_rate: 1.0, fail_after_commit_rate: 1.0, latency_ms: 7, ..Default::default() };
         for _ in 0..50 {
-            let p = plan(&always);
+            let p = plan(&always, "users");
             assert!(p.before.as_ref().is_some_and(|e| e.status.is_server_error()));
             assert!(p.fail_after_commit);
             assert_eq!(p.delay, Duration::from_millis(7));
-            let p = plan(&FaultConfig::default());
+            let p = plan(&FaultConfig::default(), "users");
             assert!(p.before.is_none() && !p.fail_after_commit && p.delay.is_zero());
         }
+    }
+
+    #[test]
+    fn faults_limited_to_endpoints_spare_the_others() {
+        let only = FaultConfig {
+            forbidden_rate: 1.0,
+            html_after_commit_rate: 1.0,
+            only: vec!["users".into()],
+            ..Default::default()
+        };
+        let hit = plan(&only, "users");
+        assert_eq!(hit.before.map(|e| e.status), Some(StatusCode::FORBIDDEN));
+        assert!(hit.html_after_commit);
+        let spared = plan(&only, "addusertocourse");
+        assert!(spared.before.is_none() && !spared.html_after_commit);
     }
 }

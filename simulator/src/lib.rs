@@ -32,6 +32,14 @@ pub struct FaultConfig {
     pub rate_limited_rate: f64,
     /// Successful calls whose state change is kept but whose answer is replaced by a 500.
     pub fail_after_commit_rate: f64,
+    /// Calls answered 403 (a revoked or restricted API key) before touching any state.
+    pub forbidden_rate: f64,
+    /// Successful calls whose state change is kept but whose answer is a 200 HTML
+    /// maintenance page (what a proxy in front of TalentLMS serves), not JSON.
+    pub html_after_commit_rate: f64,
+    /// Endpoints the faults apply to (the first path segment, e.g. `addusertocourse`,
+    /// `users`, `removeuserfromcourse`); empty: every endpoint.
+    pub only: Vec<String>,
     /// Added to every call.
     pub latency_ms: u64,
     /// Fraction of calls that get a further `slow_ms`.
@@ -45,6 +53,8 @@ impl FaultConfig {
             ("error_rate", self.error_rate),
             ("rate_limited_rate", self.rate_limited_rate),
             ("fail_after_commit_rate", self.fail_after_commit_rate),
+            ("forbidden_rate", self.forbidden_rate),
+            ("html_after_commit_rate", self.html_after_commit_rate),
             ("slow_rate", self.slow_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {

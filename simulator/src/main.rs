@@ -61,6 +61,8 @@ async fn main() -> anyhow::Result<()> {
         latency_ms: cli.latency_ms,
         slow_rate: cli.slow_rate,
         slow_ms: cli.slow_ms,
+        // The rest are set at run time through `POST /_sim/faults`.
+        ..FaultConfig::default()
     };
     let config = SimConfig {
         api_key: cli.api_key,

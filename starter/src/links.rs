@@ -56,8 +56,8 @@ pub enum LinkError {
     Invalid(BTreeMap<String, String>),
     NotFound(ProductId),
     Exists(ProductId),
-    /// The change removes these courses, whose students would be unenrolled.
-    ConfirmationRequired(Vec<String>),
+    /// The change removes courses or shortens access: staff must confirm it.
+    ConfirmationRequired(Impact),
     /// TalentLMS did not answer whether a course exists.
     TalentLmsUnavailable(String),
     Store(anyhow::Error),
@@ -72,9 +72,7 @@ impl std::fmt::Display for LinkError {
             }
             Self::NotFound(p) => write!(f, "product {p} has no link"),
             Self::Exists(p) => write!(f, "product {p} already has a link"),
-            Self::ConfirmationRequired(removed) => {
-                write!(f, "this removes courses {removed:?}: their students will be unenrolled")
-            }
+            Self::ConfirmationRequired(impact) => write!(f, "{impact}"),
             Self::TalentLmsUnavailable(e) => f.write_str(e),
             Self::Store(e) => write!(f, "{e:#}"),
         }
@@ -89,6 +87,36 @@ impl From<anyhow::Error> for LinkError {
     }
 }
 
+/// What a link change takes away, for the confirmation staff must give.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Impact {
+    /// Courses the new link no longer unlocks.
+    pub removed_courses: Vec<String>,
+    /// `"lifetime -> fixed_term 30d"` when the new policy can end access sooner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shortened: Option<String>,
+    /// Students with access through this product now (each purchase or subscription).
+    pub students_affected: usize,
+}
+
+impl std::fmt::Display for Impact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut what = Vec::new();
+        if !self.removed_courses.is_empty() {
+            what.push(format!("removes courses {:?}", self.removed_courses));
+        }
+        if let Some(s) = &self.shortened {
+            what.push(format!("shortens access ({s})"));
+        }
+        write!(
+            f,
+            "this change {} for {} student(s) with access now: they may be unenrolled",
+            what.join(" and "),
+            self.students_affected
+        )
+    }
+}
+
 /// What the fan-out reached. A failure is reported, not fatal: waiting runs re-check
 /// the link on their own every `TOLLGATE_LINK_POLL`.
 #[derive(Debug, Default, Serialize, ToSchema)]
@@ -97,9 +125,14 @@ pub struct FanOut {
     pub signalled: usize,
     /// Settled purchases resumed to apply the new link.
     pub resumed: usize,
+    /// Workflows the change did not reach after retries (see the log for each).
+    pub failed: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
 }
+
+/// Attempts per workflow before the fan-out reports it failed.
+const FAN_OUT_ATTEMPTS: u32 = 3;
 
 #[derive(Clone)]
 pub struct LinkService {
@@ -138,8 +171,8 @@ impl LinkService {
         Ok((link, fan_out))
     }
 
-    /// Replaces an existing link. Removing courses unenrolls their students, so it needs
-    /// `confirm`.
+    /// Replaces an existing link. Removing courses or shortening access can unenroll
+    /// students, so it needs `confirm`.
     pub async fn replace(
         &self,
         product: ProductId,
@@ -150,8 +183,17 @@ impl LinkService {
         let current = self.docs.link(product).await?.ok_or(LinkError::NotFound(product))?;
         let removed: Vec<String> =
             current.courses.iter().filter(|c| !link.courses.contains(c)).cloned().collect();
-        if !removed.is_empty() && !confirm {
-            return Err(LinkError::ConfirmationRequired(removed));
+        let shortened = current
+            .policy
+            .shortened_by(&link.policy)
+            .then(|| format!("{} -> {}", current.policy, link.policy));
+        if (!removed.is_empty() || shortened.is_some()) && !confirm {
+            let students_affected = self.students_with_access(product).await?;
+            return Err(LinkError::ConfirmationRequired(Impact {
+                removed_courses: removed,
+                shortened,
+                students_affected,
+            }));
         }
         self.docs.put_link(link.clone()).await?;
         Ok((link, self.fan_out(product).await))
@@ -175,6 +217,17 @@ impl LinkService {
     /// the last link they saw); new purchases of the product wait for a link.
     pub async fn delete(&self, product: ProductId) -> Result<CourseLink, LinkError> {
         self.docs.delete_link(product).await?.ok_or(LinkError::NotFound(product))
+    }
+
+    /// Purchases and subscriptions of the product with access now.
+    async fn students_with_access(&self, product: ProductId) -> anyhow::Result<usize> {
+        let (mut after, mut n) = (None, 0);
+        loop {
+            let page = self.docs.access_by_product(product.0, after, 500).await?;
+            let Some(last) = page.last() else { return Ok(n) };
+            after = Some(last.workflow_id.clone());
+            n += page.iter().filter(|a| a.entitled).count();
+        }
     }
 
     pub async fn get(&self, product: ProductId) -> Result<CourseLink, LinkError> {
@@ -221,7 +274,10 @@ impl LinkService {
         if fields.is_empty() { Ok(()) } else { Err(LinkError::Invalid(fields)) }
     }
 
-    /// Signals the product's running workflows and resumes its settled ones.
+    /// Signals the product's running workflows and resumes its settled ones. One
+    /// workflow that cannot be reached (it ended between the listing and the signal,
+    /// Temporal blinked) is retried, then counted and logged; the others still get the
+    /// change.
     async fn fan_out(&self, product: ProductId) -> FanOut {
         let client = match self.temporal.client().await {
             Ok(c) => c,
@@ -233,76 +289,118 @@ impl LinkService {
                 };
             }
         };
-        let signalled = notify_product(client, product).await;
-        let resumed = self.resume_settled(client, product).await;
-        let mut out = FanOut {
-            signalled: signalled.as_ref().copied().unwrap_or(0),
-            resumed: resumed.as_ref().copied().unwrap_or(0),
-            warning: None,
-        };
-        if let Some(e) = signalled.err().or(resumed.err()) {
+        let mut out = FanOut::default();
+        let listed = notify_product(client, product, &mut out).await;
+        let paged = self.resume_settled(client, product, &mut out).await;
+        if let Some(e) = listed.err().or(paged.err()) {
             tracing::warn!(error = %e, %product, "link change did not reach every workflow");
-            out.warning = Some(format!("could not reach every workflow: {e}"));
+            out.warning = Some(format!("could not list every workflow: {e}"));
+        } else if out.failed > 0 {
+            out.warning = Some(format!("{} workflow(s) did not get the change; see the log", out.failed));
         }
         out
     }
 
     /// Brings a link change to the product's students whose workflow has finished while
-    /// they keep access (settled lifetime purchases): each is resumed from its last result
-    /// with signal-with-start, reconciles TalentLMS against the new link, and ends again.
-    async fn resume_settled(&self, client: &Client, product: ProductId) -> anyhow::Result<usize> {
+    /// they keep access (settled lifetime purchases): each is resumed with
+    /// signal-with-start from its last result, or, when the namespace's retention purged
+    /// that history, from the entitlement ledger; it reconciles TalentLMS against the new
+    /// link and ends again.
+    async fn resume_settled(
+        &self,
+        client: &Client,
+        product: ProductId,
+        out: &mut FanOut,
+    ) -> anyhow::Result<()> {
         let mut after = None;
-        let mut resumed = 0;
         loop {
             let page = self.docs.access_by_product(product.0, after.clone(), 200).await?;
-            let Some(last) = page.last() else { return Ok(resumed) };
+            let Some(last) = page.last() else { return Ok(()) };
             after = Some(last.workflow_id.clone());
             for a in page.iter().filter(|a| a.entitled) {
-                let handle = client.get_workflow_handle::<AccessWorkflow>(a.workflow_id.clone());
-                let desc = handle.describe(Default::default()).await?;
-                if desc.status() != WorkflowExecutionStatus::Completed {
-                    continue;
+                match retrying(|| self.resume(client, &a.workflow_id)).await {
+                    Ok(true) => out.resumed += 1,
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(workflow_id = %a.workflow_id, error = %e, "could not resume a settled purchase for a link change");
+                        out.failed += 1;
+                    }
                 }
-                let outcome = handle.get_result(Default::default()).await?;
-                let key = outcome
-                    .carried
-                    .facts
-                    .approvals
-                    .keys()
-                    .next()
-                    .map(|t| WorkflowKey::Purchase { transaction: t.clone() });
-                let Some(key) = key.filter(|k| k.workflow_id() == a.workflow_id) else { continue };
-                let input = AccessInput { key, config: self.rules.clone(), carried: Some(outcome.carried) };
-                let opts = WorkflowStartOptions::new(self.task_queue.clone(), a.workflow_id.clone())
-                    .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
-                    .build();
-                client
-                    .signal_with_start_workflow(
-                        AccessWorkflow::run,
-                        input,
-                        AccessWorkflow::on_link_changed,
-                        (),
-                        opts,
-                    )
-                    .await?;
-                resumed += 1;
             }
         }
+    }
+
+    /// Resumes one settled run; false when it is still running (the signal reached it)
+    /// or is not a purchase that settles.
+    async fn resume(&self, client: &Client, workflow_id: &str) -> anyhow::Result<bool> {
+        let handle = client.get_workflow_handle::<AccessWorkflow>(workflow_id.to_string());
+        let carried = match handle.describe(Default::default()).await {
+            Ok(desc) if desc.status() != WorkflowExecutionStatus::Completed => return Ok(false),
+            Ok(_) => Some(handle.get_result(Default::default()).await?.carried),
+            // Purged by retention: the run starts from the ledger.
+            Err(e) if is_not_found(&e) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let Some(key) = WorkflowKey::from_workflow_id(workflow_id) else { return Ok(false) };
+        let input = AccessInput { key, config: self.rules.clone(), carried };
+        let opts = WorkflowStartOptions::new(self.task_queue.clone(), workflow_id.to_string())
+            .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
+            .build();
+        client
+            .signal_with_start_workflow(AccessWorkflow::run, input, AccessWorkflow::on_link_changed, (), opts)
+            .await?;
+        Ok(true)
     }
 }
 
 /// Signals `link_changed` to every running workflow of the product.
-async fn notify_product(client: &Client, product: ProductId) -> anyhow::Result<usize> {
+async fn notify_product(client: &Client, product: ProductId, out: &mut FanOut) -> anyhow::Result<()> {
     let query = format!("ProductId = '{product}' AND ExecutionStatus = 'Running'");
     let mut stream = client.list_workflows(query, WorkflowListOptions::default());
-    let mut n = 0;
     while let Some(wf) = stream.next().await {
-        let wf = wf?;
-        let handle = client.get_workflow_handle::<AccessWorkflow>(wf.id().to_string());
-        handle.signal(AccessWorkflow::on_link_changed, (), WorkflowSignalOptions::default()).await?;
-        n += 1;
+        let id = wf?.id().to_string();
+        let handle = client.get_workflow_handle::<AccessWorkflow>(id.clone());
+        let signal = || async {
+            match handle.signal(AccessWorkflow::on_link_changed, (), WorkflowSignalOptions::default()).await {
+                // Ended since the listing: a settled one is resumed below, others need nothing.
+                Err(e) if is_not_found(&e) => Ok(false),
+                r => r.map(|_| true).map_err(anyhow::Error::from),
+            }
+        };
+        match retrying(signal).await {
+            Ok(true) => out.signalled += 1,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(workflow_id = %id, error = %e, "could not signal a link change");
+                out.failed += 1;
+            }
+        }
     }
-    Ok(n)
+    Ok(())
+}
+
+/// Runs `f` up to [`FAN_OUT_ATTEMPTS`] times, pausing between attempts.
+async fn retrying<T, F, Fut>(mut f: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut attempt = 1;
+    loop {
+        match f().await {
+            Err(e) if attempt < FAN_OUT_ATTEMPTS => {
+                tracing::debug!(error = %e, attempt, "fan-out call failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
+fn is_not_found(e: &(dyn std::error::Error + 'static)) -> bool {
+    let text = format!("{e:#}").to_ascii_lowercase();
+    text.contains("not found") || text.contains("notfound")
 }
 
 /// Asks TalentLMS, retrying its 429/5xx answers a few times after the advertised reset.
@@ -486,7 +584,10 @@ mod service_tests {
         assert!(matches!(links.create(input(5, &["101"])).await, Err(LinkError::Exists(_))));
 
         let refused = links.create_or_replace(input(5, &["102"]), false).await;
-        assert!(matches!(&refused, Err(LinkError::ConfirmationRequired(r)) if r == &["101"]), "{refused:?}");
+        assert!(
+            matches!(&refused, Err(LinkError::ConfirmationRequired(i)) if i.removed_courses == ["101"] && i.shortened.is_none()),
+            "{refused:?}"
+        );
         assert_eq!(links.get(ProductId(5)).await.unwrap().courses, ["101", "102"], "unchanged");
         links.create_or_replace(input(5, &["102"]), true).await.unwrap();
         links
@@ -494,6 +595,24 @@ mod service_tests {
             .await
             .expect("adding needs no confirmation");
         assert_eq!(links.get(ProductId(5)).await.unwrap().courses, ["102", "103"]);
+
+        // Shortening access needs confirmation too (lifetime to a 30-day term ends access
+        // for everyone who bought more than 30 days ago).
+        let term =
+            LinkInput { policy: "fixed_term".into(), term: Some("30d".into()), ..input(5, &["102", "103"]) };
+        let refused = links.create_or_replace(term, false).await;
+        assert!(
+            matches!(&refused, Err(LinkError::ConfirmationRequired(i))
+                if i.removed_courses.is_empty() && i.shortened.as_deref() == Some("lifetime -> fixed_term 30d")),
+            "{refused:?}"
+        );
+        assert_eq!(links.get(ProductId(5)).await.unwrap().policy, AccessPolicy::Lifetime, "unchanged");
+        let term =
+            LinkInput { policy: "fixed_term".into(), term: Some("30d".into()), ..input(5, &["102", "103"]) };
+        links.create_or_replace(term, true).await.unwrap();
+        let longer =
+            LinkInput { policy: "fixed_term".into(), term: Some("60d".into()), ..input(5, &["102", "103"]) };
+        links.create_or_replace(longer, false).await.expect("lengthening needs no confirmation");
 
         links.create_or_replace(input(6, &["104"]), false).await.expect("a new product is created");
         assert_eq!(links.all().await.unwrap().len(), 2);

@@ -913,13 +913,10 @@ impl FirestoreDocs {
                     let other =
                         grants_of(&db, &user, &course).await?.into_iter().find(|g| g.workflow != workflow);
                     Ok(match other {
+                        Some(g) if own.releasing => Release::Reclaim { by: g.workflow },
                         Some(g) => {
                             db.fluent().delete().from(GRANTS).document_id(&id).add_to_transaction(tx)?;
-                            if own.releasing {
-                                Release::Reclaim { by: g.workflow }
-                            } else {
-                                Release::StillGranted { by: g.workflow }
-                            }
+                            Release::StillGranted { by: g.workflow }
                         }
                         None => {
                             own.releasing = true;
@@ -937,28 +934,10 @@ impl FirestoreDocs {
             .await?)
     }
 
-    /// Drops the grant; returns another workflow's grant made meanwhile, if any.
-    pub async fn drop_grant(
-        &self,
-        user: &str,
-        course: &str,
-        workflow: &str,
-    ) -> anyhow::Result<Option<String>> {
+    pub async fn drop_grant(&self, user: &str, course: &str, workflow: &str) -> anyhow::Result<()> {
         let id = doc_id(&[user, course, workflow])?;
-        let (user, course, workflow) = (user.to_string(), course.to_string(), workflow.to_string());
-        Ok(self
-            .db
-            .run_transaction(|db, tx| {
-                let (id, user, course, workflow) =
-                    (id.clone(), user.clone(), course.clone(), workflow.clone());
-                Box::pin(async move {
-                    let other =
-                        grants_of(&db, &user, &course).await?.into_iter().find(|g| g.workflow != workflow);
-                    db.fluent().delete().from(GRANTS).document_id(&id).add_to_transaction(tx)?;
-                    TxResult::Ok(other.map(|g| g.workflow))
-                })
-            })
-            .await?)
+        self.db.fluent().delete().from(GRANTS).document_id(&id).execute().await?;
+        Ok(())
     }
 
     pub async fn held_grants(&self, workflow: &str) -> anyhow::Result<Vec<Grant>> {

@@ -22,10 +22,11 @@ pub enum Release {
     NotHeld,
     /// Other workflows still grant the course: keep it; this grant was dropped.
     StillGranted { by: String },
-    /// Like `StillGranted`, but an earlier attempt of this release may already have
-    /// unenrolled (its answer was lost): enroll again for `by`; this grant was dropped.
+    /// This grant is being released and `by` granted the course meanwhile: the unenroll
+    /// may have undone `by`'s enroll, so enroll again, then call [`Grants::drop_grant`].
     Reclaim { by: String },
-    /// This is the last grant: unenroll, then call [`Grants::drop_grant`].
+    /// This is the last grant: unenroll, then release again (a grant made meanwhile
+    /// answers `Reclaim`), then call [`Grants::drop_grant`].
     Last,
 }
 
@@ -74,12 +75,13 @@ impl Grants {
                     )
                     .optional()?;
                 let out = match other {
+                    Some(by) if releasing => Release::Reclaim { by },
                     Some(by) => {
                         tx.execute(
                             "DELETE FROM grants WHERE user_id = ?1 AND course_id = ?2 AND workflow_id = ?3",
                             params![u, c, w],
                         )?;
-                        if releasing { Release::Reclaim { by } } else { Release::StillGranted { by } }
+                        Release::StillGranted { by }
                     }
                     None => {
                         tx.execute(
@@ -95,31 +97,15 @@ impl Grants {
             .await
     }
 
-    /// Drops the grant after the unenroll; returns the workflow of another grant made
-    /// meanwhile (a concurrent enroll the unenroll undid: enroll again for it).
-    pub async fn drop_grant(
-        &self,
-        user: &str,
-        course: &str,
-        workflow: &str,
-    ) -> anyhow::Result<Option<String>> {
+    pub async fn drop_grant(&self, user: &str, course: &str, workflow: &str) -> anyhow::Result<()> {
         let (u, c, w) = (user.to_string(), course.to_string(), workflow.to_string());
         self.db
             .call(move |conn| {
-                let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                tx.execute(
+                conn.execute(
                     "DELETE FROM grants WHERE user_id = ?1 AND course_id = ?2 AND workflow_id = ?3",
                     params![u, c, w],
                 )?;
-                let other: Option<String> = tx
-                    .query_row(
-                        "SELECT workflow_id FROM grants WHERE user_id = ?1 AND course_id = ?2 ORDER BY granted_at LIMIT 1",
-                        params![u, c],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                tx.commit()?;
-                Ok(other)
+                Ok(())
             })
             .await
     }

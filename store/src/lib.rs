@@ -193,13 +193,7 @@ impl DocStore {
     pub async fn release(&self, user: &str, course: &str, workflow: &str) -> anyhow::Result<Release> {
         dispatch!(self, b => b.grants.release(user, course, workflow).await, b.release(user, course, workflow).await)
     }
-    /// Returns another workflow's grant of the same course made meanwhile, if any.
-    pub async fn drop_grant(
-        &self,
-        user: &str,
-        course: &str,
-        workflow: &str,
-    ) -> anyhow::Result<Option<String>> {
+    pub async fn drop_grant(&self, user: &str, course: &str, workflow: &str) -> anyhow::Result<()> {
         dispatch!(self, b => b.grants.drop_grant(user, course, workflow).await, b.drop_grant(user, course, workflow).await)
     }
     /// The grants a workflow key holds.

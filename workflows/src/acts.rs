@@ -7,6 +7,7 @@ use temporalio_common::ActivityDefinition;
 
 use tollgate_domain::access::CourseLink;
 use tollgate_domain::hotmart::ProductId;
+use tollgate_domain::ledger::{Grant, LedgerEntry};
 use tollgate_domain::metrics::{Day, DayRollup, ReconcileReport};
 use tollgate_domain::revenue::RevenueRow;
 use tollgate_domain::student::StudentAccess;
@@ -71,8 +72,21 @@ activity!(
 );
 activity!(
     /// Drops this workflow's grant; unenrolls only when no other workflow grants the
-    /// course ("not enrolled" is success). Returns what happened, for the decision log.
+    /// course ("not enrolled" is success), and enrolls again when another grant arrived
+    /// while it unenrolled. Returns what happened, for the decision log.
     Unenroll, "unenroll", Enrollment => String
+);
+activity!(
+    /// Reads the entitlement ledger's entry of a workflow id.
+    LoadLedger, "load_ledger", String => Option<LedgerEntry>
+);
+activity!(
+    /// Merges facts and the TalentLMS user id into the ledger.
+    SaveLedger, "save_ledger", LedgerEntry => ()
+);
+activity!(
+    /// The grants a workflow id holds (what a revoke must release).
+    HeldGrants, "held_grants", String => Vec<Grant>
 );
 activity!(
     /// Upserts the student's access record (newer decisions win).

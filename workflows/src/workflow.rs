@@ -17,12 +17,13 @@ use temporalio_sdk::{
 };
 
 use crate::acts::{
-    CreateUser, Enroll, Enrollment, FindUser, LoadLink, NewStudent, RecordAccess, RecordRevenue, StudentRef,
-    Unenroll,
+    CreateUser, Enroll, Enrollment, FindUser, HeldGrants, LoadLedger, LoadLink, NewStudent, RecordAccess,
+    RecordRevenue, SaveLedger, StudentRef, Unenroll,
 };
 use tollgate_domain::access::{self, AccessState, CourseLink, Facts, KeyKind, Verdict};
 use tollgate_domain::duration::secs_to_ms;
 use tollgate_domain::hotmart::{HotmartEvent, Millis, WorkflowKey};
+use tollgate_domain::ledger::LedgerEntry;
 use tollgate_domain::lifecycle::{self, Next, Pass, Timing};
 use tollgate_domain::revenue;
 use tollgate_domain::student::StudentAccess;
@@ -32,6 +33,9 @@ pub const WORKFLOW_TYPE: &str = "AccessWorkflow";
 pub const SIGNAL_EVENT: &str = "hotmart_event";
 pub const SIGNAL_LINK_CHANGED: &str = "link_changed";
 pub const QUERY_STATUS: &str = "status";
+/// Runs with this marker keep their facts and grants in the entitlement ledger; older
+/// histories replay without it.
+pub const PATCH_LEDGER: &str = "entitlement-ledger";
 
 /// Search attributes operators filter on in the Temporal UI.
 pub const SA_BUYER_EMAIL: SearchAttributeKey<String> = SearchAttributeKey::keyword("BuyerEmail");
@@ -102,6 +106,10 @@ pub struct Carried {
     /// removal stops future purchases, it does not silently unenroll current students.
     #[serde(default)]
     pub link: Option<CourseLink>,
+    /// The ledger's grants of this key were released (or there were none) since the last
+    /// enroll: a run without access is done only then.
+    #[serde(default)]
+    pub released: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,6 +164,8 @@ pub struct AccessWorkflow {
     verdict: Option<Verdict>,
     attention: Option<String>,
     last_attrs: Option<(String, Option<Millis>)>,
+    /// Whether this history uses the entitlement ledger ([`PATCH_LEDGER`]).
+    ledger: bool,
 }
 
 #[workflow_methods]
@@ -171,6 +181,7 @@ impl AccessWorkflow {
             verdict: None,
             attention: None,
             last_attrs: None,
+            ledger: false,
         }
     }
 
@@ -217,15 +228,24 @@ impl AccessWorkflow {
     #[run(name = WORKFLOW_TYPE)]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<Outcome> {
         let cfg = ctx.state(|s| s.config.clone());
+        if ctx.patched(PATCH_LEDGER) {
+            ctx.state_mut(|s| s.ledger = true);
+            load_ledger(ctx, &cfg).await?;
+        }
         loop {
             // Any signal after this point wakes the sleep at the end of this pass.
             let seen = ctx.state(|s| s.generation);
             let now = now_ms(ctx);
+            let known_user = ctx.state(|s| s.c.user_id.clone());
             let fresh = ctx.state_mut(|s| s.fold_inbox(now));
             refresh_link(ctx, &cfg).await?;
             let now = now_ms(ctx);
             let verdict = ctx.state(|s| s.verdict_at(now));
             let mut actions = sync_enrolments(ctx, &cfg, &verdict).await?;
+            if ctx.state(|s| s.ledger && (!fresh.is_empty() || s.c.user_id != known_user)) {
+                let entry = ctx.state(|s| s.ledger_entry());
+                ctx.execute_local_activity(SaveLedger, entry, local_opts(&cfg)).await?;
+            }
             actions.extend(fresh.iter().filter_map(revenue::unbooked));
             if let Some(record) = ctx.state_mut(|s| s.note(now, &verdict, actions)) {
                 ctx.execute_local_activity(RecordAccess, record, local_opts(&cfg)).await?;
@@ -292,9 +312,10 @@ impl AccessWorkflow {
     }
 
     fn next_step(&self, v: &Verdict, now: Millis) -> Next {
+        let released = !self.ledger || v.entitled || self.c.released;
         let pass = Pass {
             verdict: v,
-            in_sync: self.attention.is_none() && self.c.enrolled == self.desired(v),
+            in_sync: self.attention.is_none() && self.c.enrolled == self.desired(v) && released,
             inbox_pending: !self.c.inbox.is_empty(),
             now,
             last_change: self.c.last_change.unwrap_or(now),
@@ -352,6 +373,14 @@ impl AccessWorkflow {
         })
     }
 
+    fn ledger_entry(&self) -> LedgerEntry {
+        LedgerEntry {
+            workflow_id: self.key.workflow_id(),
+            facts: self.c.facts.clone(),
+            talentlms_user_id: self.c.user_id.clone(),
+        }
+    }
+
     fn outcome(&self, v: &Verdict) -> Outcome {
         Outcome {
             state: v.state,
@@ -374,6 +403,21 @@ impl AccessWorkflow {
         };
         Some(StudentRef { email, first_name: first, last_name: last })
     }
+}
+
+/// A new run of a key starts from what earlier runs learned: a refund a finished run saw
+/// still counts when the approval is resent after it (an ended run's history is gone).
+async fn load_ledger(ctx: &mut WorkflowContext<AccessWorkflow>, cfg: &RulesConfig) -> WorkflowResult<()> {
+    let id = ctx.workflow_id().to_string();
+    if let Some(entry) = ctx.execute_local_activity(LoadLedger, id, local_opts(cfg)).await? {
+        ctx.state_mut(|s| {
+            s.c.facts.merge(&entry.facts);
+            if s.c.user_id.is_none() {
+                s.c.user_id = entry.talentlms_user_id;
+            }
+        });
+    }
+    Ok(())
 }
 
 /// Re-reads the product's course link when told to (first pass, `link_changed`) and on
@@ -428,13 +472,18 @@ async fn sync_enrolments(
     cfg: &RulesConfig,
     verdict: &Verdict,
 ) -> WorkflowResult<Vec<String>> {
-    let (desired, sweep) = ctx.state(|s| (s.desired(verdict), s.sweep(verdict)));
+    let mut actions = Vec::new();
+    ctx.state_mut(|s| s.attention = None);
+    if ctx.state(|s| s.ledger && !verdict.entitled && !s.c.released) {
+        release_held(ctx, cfg, &mut actions).await?;
+        return Ok(actions);
+    }
+    let (desired, sweep) =
+        ctx.state(|s| (s.desired(verdict), if s.ledger { BTreeSet::new() } else { s.sweep(verdict) }));
     let (desired, sweep) = (&desired, &sweep);
     let current = ctx.state(|s| s.c.enrolled.clone());
     let to_add: Vec<String> = desired.difference(&current).cloned().collect();
     let to_remove: Vec<String> = current.union(sweep).filter(|c| !desired.contains(*c)).cloned().collect();
-    let mut actions = Vec::new();
-    ctx.state_mut(|s| s.attention = None);
     if to_add.is_empty() && to_remove.is_empty() {
         return Ok(actions);
     }
@@ -478,7 +527,11 @@ async fn sync_enrolments(
             }
         }
     };
-    ctx.state_mut(|s| s.c.user_id = Some(user_id.clone()));
+    ctx.state_mut(|s| {
+        s.c.user_id = Some(user_id.clone());
+        // The enroll records a grant before its call: a later revoke must look again.
+        s.c.released &= to_add.is_empty();
+    });
     for course in to_add {
         let input = Enrollment {
             user_id: user_id.clone(),
@@ -521,6 +574,46 @@ async fn sync_enrolments(
         ctx.state_mut(|s| s.c.swept = true);
     }
     Ok(actions)
+}
+
+/// Revoke through the ledger: releases every grant this key holds, with the TalentLMS
+/// user id stored at grant time and whatever link it was granted under. Done only when
+/// all went through; a failure is retried on a later pass, never taken as done.
+async fn release_held(
+    ctx: &mut WorkflowContext<AccessWorkflow>,
+    cfg: &RulesConfig,
+    actions: &mut Vec<String>,
+) -> WorkflowResult<()> {
+    let workflow_id = ctx.workflow_id().to_string();
+    let held = ctx.execute_local_activity(HeldGrants, workflow_id.clone(), local_opts(cfg)).await?;
+    let mut failed = false;
+    for grant in held {
+        let course = grant.course_id.clone();
+        let input = Enrollment {
+            user_id: grant.user_id,
+            course_id: grant.course_id,
+            workflow_id: workflow_id.clone(),
+        };
+        match ctx.execute_activity(Unenroll, input, talentlms_opts(cfg)).await {
+            Ok(what) => {
+                ctx.state_mut(|s| s.c.enrolled.remove(&course));
+                actions.push(format!("course {course}: {what}"));
+            }
+            Err(e) => {
+                failed = true;
+                let msg = format!("unenroll from course {course} failed (will retry): {e}");
+                actions.push(msg.clone());
+                ctx.state_mut(|s| s.attention = Some(msg));
+            }
+        }
+    }
+    if !failed {
+        ctx.state_mut(|s| {
+            s.c.released = true;
+            s.c.enrolled.clear();
+        });
+    }
+    Ok(())
 }
 
 /// 9999-12-31T00:00:00Z: what `AccessUntil` shows for lifetime access.

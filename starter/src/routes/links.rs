@@ -31,8 +31,8 @@ impl From<LinkError> for ApiError {
             LinkError::Exists(_) => {
                 ApiError::new(StatusCode::CONFLICT, "already_exists", format!("{e}; use PUT to change it"))
             }
-            LinkError::ConfirmationRequired(ref removed) => {
-                let details = json!({"removed_courses": removed});
+            LinkError::ConfirmationRequired(ref impact) => {
+                let details = json!(impact);
                 ApiError::new(
                     StatusCode::CONFLICT,
                     "confirmation_required",

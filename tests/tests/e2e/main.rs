@@ -5,6 +5,7 @@
 mod access;
 mod api;
 mod ingress;
+mod ledger;
 mod replay;
 mod revenue;
 mod samples;
