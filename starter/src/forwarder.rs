@@ -99,7 +99,7 @@ pub async fn signal_with_start(
         .workflow_key()
         .or_else(|| WorkflowKey::from_workflow_id(workflow_id))
         .ok_or_else(|| anyhow::anyhow!("event {} has no workflow key", event.id))?;
-    let input = AccessInput { key, config: settings.rules.clone(), carried: None };
+    let input = AccessInput::new(key, settings.rules.clone(), None);
     let opts = WorkflowStartOptions::new(settings.task_queue.clone(), workflow_id.to_string())
         .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
         .build();

@@ -342,7 +342,7 @@ impl LinkService {
             Err(e) => return Err(e.into()),
         };
         let Some(key) = WorkflowKey::from_workflow_id(workflow_id) else { return Ok(false) };
-        let input = AccessInput { key, config: self.rules.clone(), carried };
+        let input = AccessInput::new(key, self.rules.clone(), carried);
         let opts = WorkflowStartOptions::new(self.task_queue.clone(), workflow_id.to_string())
             .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
             .build();

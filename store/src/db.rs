@@ -2,7 +2,9 @@ use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// A shared SQLite connection. Calls run on tokio's blocking pool, never on a runtime
+/// A shared SQLite connection. Write transactions begin IMMEDIATE: a deferred one that
+/// reads first and then writes gets SQLITE_BUSY at once (no busy wait) when another
+/// process (worker, starter, CLI) holds the write lock. Calls run on tokio's blocking pool, never on a runtime
 /// worker thread.
 #[derive(Clone)]
 pub struct Db {
@@ -77,12 +79,15 @@ impl Db {
         // First: the worker, the starter and the CLI open one file at the same moment, and
         // without a busy timeout the loser of a lock fails with "database is locked".
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        // WAL for concurrent readers across processes; FULL so an acknowledged webhook
-        // survives power loss, not just a process crash.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.execute_batch(SCHEMA)?;
-        migrate(&mut conn)?;
+        // Switching a new file to WAL answers SQLITE_BUSY without waiting while another
+        // process does the same: retry the set-up for a while.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while let Err(e) = set_up(&mut conn) {
+            if !is_busy(&e) || std::time::Instant::now() >= deadline {
+                return Err(e);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         Ok(Self { conn: Arc::new(Mutex::new(conn)), path })
     }
 
@@ -110,6 +115,21 @@ impl Db {
         })
         .await?
     }
+}
+
+fn set_up(conn: &mut Connection) -> anyhow::Result<()> {
+    // WAL for concurrent readers across processes; FULL so an acknowledged webhook
+    // survives power loss, not just a process crash.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute_batch(SCHEMA)?;
+    migrate(conn)
+}
+
+fn is_busy(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<rusqlite::Error>()
+        .and_then(|e| e.sqlite_error_code())
+        .is_some_and(|c| matches!(c, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
 }
 
 /// Columns added after the first release, for files created before them. Under a write

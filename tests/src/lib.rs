@@ -449,7 +449,12 @@ impl Stack {
         let handle =
             client.get_workflow_handle::<tollgate_workflows::AccessWorkflow>(workflow_id.to_string());
         let json = handle.fetch_history(Default::default()).to_json().await.expect("fetch history");
-        replay_json(&json).await.unwrap_or_else(|e| panic!("{workflow_id} does not replay: {e}"));
+        if let Err(e) = replay_json(&json).await {
+            // Kept for a post-mortem: `replay_json` on this file reproduces it.
+            let saved = std::env::temp_dir().join(format!("tollgate-replay-{name}-{workflow_id}.json"));
+            let _ = std::fs::write(&saved, &json);
+            panic!("{workflow_id} does not replay (history saved to {}): {e}", saved.display());
+        }
         if std::env::var("TOLLGATE_RECORD_HISTORIES").is_ok_and(|v| v == "1") {
             let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("histories");
             std::fs::create_dir_all(&dir).unwrap();

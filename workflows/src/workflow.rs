@@ -33,9 +33,6 @@ pub const WORKFLOW_TYPE: &str = "AccessWorkflow";
 pub const SIGNAL_EVENT: &str = "hotmart_event";
 pub const SIGNAL_LINK_CHANGED: &str = "link_changed";
 pub const QUERY_STATUS: &str = "status";
-/// Runs with this marker keep their facts and grants in the entitlement ledger; older
-/// histories replay without it.
-pub const PATCH_LEDGER: &str = "entitlement-ledger";
 
 /// Search attributes operators filter on in the Temporal UI.
 pub const SA_BUYER_EMAIL: SearchAttributeKey<String> = SearchAttributeKey::keyword("BuyerEmail");
@@ -118,6 +115,18 @@ pub struct AccessInput {
     pub config: RulesConfig,
     #[serde(default)]
     pub carried: Option<Carried>,
+    /// The run keeps its facts and grants in the entitlement ledger. Runs started before
+    /// the ledger existed have no such field in their recorded input and replay the old
+    /// way; their continuation (a new history) switches over.
+    #[serde(default)]
+    pub ledger: bool,
+}
+
+impl AccessInput {
+    /// The input of a new run of `key`: on the ledger.
+    pub fn new(key: WorkflowKey, config: RulesConfig, carried: Option<Carried>) -> Self {
+        Self { key, config, carried, ledger: true }
+    }
 }
 
 /// What the `status` query returns.
@@ -164,7 +173,7 @@ pub struct AccessWorkflow {
     verdict: Option<Verdict>,
     attention: Option<String>,
     last_attrs: Option<(String, Option<Millis>)>,
-    /// Whether this history uses the entitlement ledger ([`PATCH_LEDGER`]).
+    /// Whether this run uses the entitlement ledger ([`AccessInput::ledger`]).
     ledger: bool,
 }
 
@@ -181,7 +190,7 @@ impl AccessWorkflow {
             verdict: None,
             attention: None,
             last_attrs: None,
-            ledger: false,
+            ledger: input.ledger,
         }
     }
 
@@ -228,8 +237,7 @@ impl AccessWorkflow {
     #[run(name = WORKFLOW_TYPE)]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<Outcome> {
         let cfg = ctx.state(|s| s.config.clone());
-        if ctx.patched(PATCH_LEDGER) {
-            ctx.state_mut(|s| s.ledger = true);
+        if ctx.state(|s| s.ledger) {
             load_ledger(ctx, &cfg).await?;
         }
         loop {
@@ -329,11 +337,8 @@ impl AccessWorkflow {
     }
 
     fn continued(&self) -> AccessInput {
-        AccessInput {
-            key: self.key.clone(),
-            config: self.config.clone(),
-            carried: Some(Carried { runs: self.c.runs + 1, ..self.c.clone() }),
-        }
+        let carried = Carried { runs: self.c.runs + 1, ..self.c.clone() };
+        AccessInput::new(self.key.clone(), self.config.clone(), Some(carried))
     }
 
     /// Appends a decision when the verdict or TalentLMS changed; returns the student record

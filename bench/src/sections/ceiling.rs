@@ -40,7 +40,7 @@ pub async fn ceiling_section(a: &Args) {
             let client = client.clone();
             tasks.push(tokio::spawn(async move {
                 let key = ev.workflow_key().unwrap();
-                let input = AccessInput { key: key.clone(), config: RulesConfig::default(), carried: None };
+                let input = AccessInput::new(key.clone(), RulesConfig::default(), None);
                 let opts = WorkflowStartOptions::new("nobody-polls", key.workflow_id())
                     .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
                     .build();

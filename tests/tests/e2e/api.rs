@@ -153,6 +153,8 @@ async fn link_changes_reach_students_through_their_workflows() {
         .await;
     assert_eq!(code, 200);
     stack.wait_enrolled(&email, &["103"], WAIT).await;
+    // The run records the unenroll once its activity returns (after TalentLMS answered).
+    stack.wait_status(&wf, WAIT, |s| s.enrolled_courses == ["103"]).await;
 
     // Student lookup: live from the workflow.
     let (code, b) = stack.api("GET", &format!("/api/students?email={email}"), None).await;

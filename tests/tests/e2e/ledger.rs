@@ -31,6 +31,7 @@ async fn approval_resent_after_the_run_ended_stays_revoked() {
     let approval = sale.event("PURCHASE_APPROVED", &unique("e"), t);
     stack.post(&sale.event("PURCHASE_REFUNDED", &unique("e"), t + 1000)).await;
     let wf = purchase_wf(&txn);
+    stack.wait_status(&wf, WAIT, |s| s.state == AccessState::Revoked).await;
     let ended = stack.run_result(&wf, WAIT).await;
     assert_eq!(ended.state, AccessState::Revoked);
 
@@ -118,6 +119,13 @@ async fn an_enroll_reported_failed_is_released_by_the_refund() {
     let t = now_ms();
     stack.post(&sale.event("PURCHASE_APPROVED", &unique("e"), t)).await;
     stack.wait_enrolled(&email, &["101"], WAIT).await;
+    let wf = purchase_wf(&txn);
+    // The link change finds running workflows through visibility, which lags a little.
+    let deadline = std::time::Instant::now() + WAIT;
+    while !stack.starter_cmd(&["status", "--email", &email]).await.contains(&wf) {
+        assert!(std::time::Instant::now() < deadline, "{wf} never became visible");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     stack.sim.set_faults(FaultConfig {
         html_after_commit_rate: 1.0,
@@ -125,7 +133,6 @@ async fn an_enroll_reported_failed_is_released_by_the_refund() {
         ..Default::default()
     });
     stack.link(p, &["101", "102"], &["--policy", "lifetime"]).await;
-    let wf = purchase_wf(&txn);
     stack
         .wait_status(&wf, WAIT, |s| {
             s.decisions.iter().any(|d| d.actions.iter().any(|a| a.contains("enroll in course 102 failed")))
