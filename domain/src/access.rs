@@ -161,6 +161,8 @@ impl Facts {
                     lww_set(&mut self.next_charge, &stamp, d);
                 }
             }
+            // Part of the price paid back: the purchase stands, access is kept.
+            EventKind::PurchaseRefunded if ev.is_partial_refund() => {}
             EventKind::PurchaseRefunded => reverse(Reversal::Refunded),
             EventKind::PurchaseChargeback => reverse(Reversal::Chargeback),
             EventKind::PurchaseCanceled => reverse(Reversal::Canceled),
