@@ -178,6 +178,8 @@ impl Facts {
                     lww_set(&mut self.next_charge, &stamp, d);
                 }
             }
+            // Part of the price paid back: the purchase stands, access is kept.
+            EventKind::PurchaseRefunded if ev.is_partial_refund() => {}
             EventKind::PurchaseRefunded => reverse(Reversal::Refunded),
             EventKind::PurchaseChargeback => reverse(Reversal::Chargeback),
             EventKind::PurchaseCanceled => reverse(Reversal::Canceled),
@@ -417,29 +419,42 @@ pub fn evaluate(facts: &Facts, policy: &AccessPolicy, key: KeyKind, now: Millis)
                 }
                 (None, KeyKind::Subscription) => approval.approved_at.saturating_add(FALLBACK_PERIOD_MS),
             };
+            let delayed = facts.delayed.as_ref().filter(|d| **d > approval.stamp);
+            let grace_end = delayed.map(|d| paid_until.min(d.at).saturating_add(grace));
             if let Some(c) = facts.cancellation.as_ref().filter(|c| c.stamp > approval.stamp) {
-                let end = c.value.unwrap_or(paid_until);
-                return Verdict::until(
-                    now,
-                    end,
-                    AccessState::Cancelled,
-                    format!("subscription cancelled; access until the paid period ends (paid by {paid_by})"),
-                );
-            }
-            match facts.delayed.as_ref().filter(|d| **d > approval.stamp) {
-                Some(d) => {
-                    let end = paid_until.min(d.at).saturating_add(grace);
-                    Verdict::until(
+                let stated = c.value.unwrap_or(paid_until);
+                // After a missed renewal the cancellation's date can lie past the grace:
+                // the earlier end wins, so cancelling never lengthens access.
+                return match grace_end.filter(|g| *g < stated) {
+                    Some(end) => Verdict::until(
                         now,
                         end,
-                        AccessState::Grace,
+                        AccessState::Cancelled,
                         format!(
-                            "renewal overdue since {}; grace of {}",
-                            fmt_ms(d.at.min(paid_until)),
-                            format_secs(*grace_secs)
+                            "subscription cancelled after a missed renewal; access until the grace ends (paid by {paid_by})"
                         ),
-                    )
-                }
+                    ),
+                    None => Verdict::until(
+                        now,
+                        stated,
+                        AccessState::Cancelled,
+                        format!(
+                            "subscription cancelled; access until the paid period ends (paid by {paid_by})"
+                        ),
+                    ),
+                };
+            }
+            match delayed.zip(grace_end) {
+                Some((d, end)) => Verdict::until(
+                    now,
+                    end,
+                    AccessState::Grace,
+                    format!(
+                        "renewal overdue since {}; grace of {}",
+                        fmt_ms(d.at.min(paid_until)),
+                        format_secs(*grace_secs)
+                    ),
+                ),
                 None => {
                     let end = paid_until.saturating_add(grace);
                     let state = if now >= paid_until { AccessState::Grace } else { AccessState::Active };

@@ -210,6 +210,10 @@ pub struct Purchase {
     /// Why the charge books no revenue although it has a price (no currency anywhere).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unpriced: Option<String>,
+    /// What a refund paid back, when the body states it (`purchase.refunded_value`).
+    /// Optional in the stored form, so journal entries from before it still decode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refunded: Option<Money>,
 }
 
 /// Everything the rules and revenue need from one webhook delivery.
@@ -286,6 +290,19 @@ impl HotmartEvent {
 
     pub fn transaction(&self) -> Option<&str> {
         self.purchase.as_ref().map(|p| p.transaction.as_str())
+    }
+
+    /// A refund of part of the charge: status `PARTIALLY_REFUNDED`, or a stated refunded
+    /// amount below the price. The buyer keeps access; only that amount is paid back.
+    pub fn is_partial_refund(&self) -> bool {
+        let Some(p) = self.purchase.as_ref().filter(|_| self.kind == EventKind::PurchaseRefunded) else {
+            return false;
+        };
+        let below_price = match (&p.refunded, &p.price) {
+            (Some(r), Some(price)) => r.currency == price.currency && r.minor < price.minor,
+            _ => false,
+        };
+        p.status == Some(PurchaseStatus::PartiallyRefunded) || below_price
     }
 }
 
@@ -424,6 +441,15 @@ fn parse_purchase(p: &Value, data: &Value) -> Result<Purchase, ParseError> {
         }
         None => None,
     };
+    // Hotmart documents no field for the amount of a partial refund; this is the one
+    // Tollgate reads (money-shaped like `price`, in the price's currency when it names none).
+    let refunded = match p.get("refunded_value").filter(|v| !v.is_null()) {
+        Some(v) => {
+            let currency = v.get("currency_value").and_then(Value::as_str).or(currency);
+            opt_money(Some(v), currency, "data.purchase.refunded_value")?
+        }
+        None => None,
+    };
     Ok(Purchase {
         transaction: transaction.trim().to_string(),
         status: opt_str(p.get("status")).map(|s| PurchaseStatus::from_wire(&s)),
@@ -441,6 +467,7 @@ fn parse_purchase(p: &Value, data: &Value) -> Result<Purchase, ParseError> {
         producer_net,
         payment_type: p.pointer("/payment/type").and_then(Value::as_str).map(str::to_string),
         unpriced,
+        refunded,
     })
 }
 

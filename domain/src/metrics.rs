@@ -202,7 +202,8 @@ pub fn course_days(currency: &Currency, groups: Vec<KindTotal>) -> Vec<CourseDay
                 row.charges_minor += g.sum_minor;
                 row.charge_count += g.count;
             }
-            RevenueKind::Refund => {
+            // A partial refund is money paid back too; only reversals end a subscription.
+            RevenueKind::Refund | RevenueKind::PartialRefund => {
                 row.refunds_minor += g.sum_minor;
                 row.refund_count += g.count;
             }
@@ -262,7 +263,7 @@ pub fn subscription_days(
     range: DayRange,
 ) -> Vec<SubscriptionDay> {
     let reversed: HashMap<&str, Millis> =
-        facts.iter().filter(|f| f.kind != RevenueKind::Charge).fold(HashMap::new(), |mut m, f| {
+        facts.iter().filter(|f| f.kind.is_reversal()).fold(HashMap::new(), |mut m, f| {
             let at = m.entry(f.transaction.as_str()).or_insert(f.occurred_at);
             *at = (*at).min(f.occurred_at);
             m
@@ -370,6 +371,12 @@ pub struct ReconcileReport {
     pub differing: Vec<String>,
     pub repaired_missing: usize,
     pub removed_extra: usize,
+    /// Journal entries of the window this version cannot decode.
+    #[serde(default)]
+    pub undecodable: usize,
+    /// Why a requested repair changed nothing (the report alone is still made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repair_skipped: Option<String>,
 }
 
 #[cfg(test)]
@@ -444,7 +451,7 @@ mod tests {
                     let until = f.paid_until.unwrap_or(f.occurred_at + FALLBACK_PERIOD_MS);
                     let rev = facts
                         .iter()
-                        .filter(|r| r.kind != RevenueKind::Charge && r.transaction == f.transaction)
+                        .filter(|r| r.kind.is_reversal() && r.transaction == f.transaction)
                         .map(|r| r.occurred_at)
                         .min();
                     t < rev.map_or(until, |r| until.min(r))

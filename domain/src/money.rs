@@ -13,11 +13,15 @@ pub struct Money {
     pub currency: String,
 }
 
-/// Digits after the decimal point per ISO 4217 for the zero-decimal currencies Hotmart
-/// sells in; everything else has two.
+/// Digits after the decimal point (the minor unit) per ISO 4217 (list one, amendment 179):
+/// every active code whose minor unit is not 2. Codes without a minor unit (gold, SDR,
+/// test codes) never price a sale and take the default 2.
 pub fn exponent(currency: &str) -> u32 {
     match currency {
-        "CLP" | "JPY" | "KRW" | "PYG" | "VND" | "ISK" | "UGX" | "XOF" | "XAF" => 0,
+        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX" | "UYI"
+        | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
+        "CLF" | "UYW" => 4,
         _ => 2,
     }
 }
@@ -153,6 +157,32 @@ mod tests {
         assert_eq!(m(json!("0.0090000000000000000000000000000000000000"), "BRL").minor, 1);
         assert_eq!(m(json!("0.00000000000000000000000000000000000000000009"), "BRL").minor, 0);
         assert!(Money::from_value(&json!("0e2147483647"), Some("BRL"), "x").is_err());
+    }
+
+    #[test]
+    fn iso_4217_minor_units_are_kept() {
+        // Three decimals: 12.345 is 12345 fils, not 1235 "cents".
+        for c in ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"] {
+            assert_eq!(m(json!(12.345), c).minor, 12_345, "{c}");
+            assert_eq!(exponent(c), 3, "{c}");
+        }
+        for c in ["CLF", "UYW"] {
+            assert_eq!(m(json!("1.2345"), c).minor, 12_345, "{c}");
+        }
+        for c in [
+            "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV",
+            "XAF", "XOF", "XPF",
+        ] {
+            assert_eq!(m(json!(1500), c).minor, 1_500, "{c}");
+            assert_eq!(exponent(c), 0, "{c}");
+        }
+        assert_eq!(m(json!(12.5), "JPY").minor, 13, "a fraction of a zero-decimal unit rounds half up");
+        for c in ["BRL", "USD", "EUR", "MXN", "COP", "HUF", "TWD"] {
+            assert_eq!(exponent(c), 2, "{c}");
+        }
+        assert_eq!(Money { minor: 12_345, currency: "KWD".into() }.to_string(), "12.345 KWD");
+        assert_eq!(Money { minor: -5, currency: "BHD".into() }.to_string(), "-0.005 BHD");
+        assert_eq!(Money { minor: 12_345, currency: "CLF".into() }.to_string(), "1.2345 CLF");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use tollgate_domain::access::{AccessPolicy, Facts, KeyKind, evaluate};
 use tollgate_domain::fixtures::{Sale, cancellation, charge_date_update};
 use tollgate_domain::hotmart::{self, HotmartEvent};
-use tollgate_domain::revenue::{RevenueRow, row_for};
+use tollgate_domain::revenue::{RevenueRow, first_reversals, row_for};
 
 const T0: i64 = 1_760_000_000_000;
 const DAY: i64 = 86_400_000;
@@ -40,14 +40,17 @@ fn stream() -> impl Strategy<Value = Vec<HotmartEvent>> {
 
 fn fold(events: &[HotmartEvent]) -> (Facts, BTreeMap<String, RevenueRow>) {
     let mut facts = Facts::default();
-    let mut revenue = BTreeMap::new();
+    let mut rows = Vec::new();
     for e in events {
         if facts.apply(e) {
-            // The warehouse keeps the first row per key, like `INSERT .. ON CONFLICT DO NOTHING`.
-            if let Some(r) = row_for(e) {
-                revenue.entry(r.key.clone()).or_insert(r);
-            }
+            rows.extend(row_for(e));
         }
+    }
+    // As the warehouse books them: one reversal per transaction (the earliest), else the
+    // first row per key, like `INSERT .. ON CONFLICT DO NOTHING`.
+    let mut revenue = BTreeMap::new();
+    for r in first_reversals(rows) {
+        revenue.entry(r.key.clone()).or_insert(r);
     }
     (facts, revenue)
 }
@@ -73,6 +76,15 @@ proptest! {
         // Same revenue keys and amounts (the row's event id may be either duplicate's).
         let amounts = |r: &BTreeMap<String, RevenueRow>| r.iter().map(|(k, v)| (k.clone(), v.gross.clone())).collect::<Vec<_>>();
         prop_assert_eq!(amounts(&revenue), amounts(&revenue2));
+        // A charge and its reversals net to zero at most: never paid back twice.
+        let mut per_txn: BTreeMap<&str, i64> = BTreeMap::new();
+        for r in revenue.values() {
+            *per_txn.entry(r.transaction.as_str()).or_default() += r.gross.minor;
+        }
+        for (txn, net) in &per_txn {
+            let charged = revenue.contains_key(&format!("{txn}:charge"));
+            prop_assert!(net >= &(if charged { 0 } else { -9_398 }), "{} nets {}", txn, net);
+        }
         let policy = AccessPolicy::Subscription { grace_secs: 3 * 86_400 };
         for day in [0, 15, 45, 95, 130] {
             let now = T0 + day * DAY;

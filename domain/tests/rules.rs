@@ -314,6 +314,50 @@ fn cases() -> Vec<Case> {
             None,
         ),
         c(
+            // Grace would run to day 23 (delay on day 20), the cancellation states day 30:
+            // the earlier end wins.
+            "cancellation after a delay ends with the grace, not the later paid date",
+            vec![
+                ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0)),
+                ev(sub(2, "HP2", T0 + 30 * DAY).event("PURCHASE_DELAYED", "d2", T0 + 20 * DAY)),
+                ev(cancellation("c1", T0 + 21 * DAY, 7, "SUB1", "ana@example.com", T0 + 30 * DAY)),
+            ],
+            &subp,
+            s,
+            T0 + 22 * DAY,
+            AccessState::Cancelled,
+            true,
+            Some(T0 + 23 * DAY),
+        ),
+        c(
+            "cancellation after a delay: access ends when the grace does",
+            vec![
+                ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0)),
+                ev(sub(2, "HP2", T0 + 30 * DAY).event("PURCHASE_DELAYED", "d2", T0 + 20 * DAY)),
+                ev(cancellation("c1", T0 + 21 * DAY, 7, "SUB1", "ana@example.com", T0 + 30 * DAY)),
+            ],
+            &subp,
+            s,
+            T0 + 24 * DAY,
+            AccessState::Expired,
+            false,
+            None,
+        ),
+        c(
+            "cancellation before its stated date ends, even after a delay whose grace runs later",
+            vec![
+                ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0)),
+                ev(sub(2, "HP2", T0 + 30 * DAY).event("PURCHASE_DELAYED", "d2", T0 + 29 * DAY)),
+                ev(cancellation("c1", T0 + 29 * DAY + 1, 7, "SUB1", "ana@example.com", T0 + 30 * DAY)),
+            ],
+            &subp,
+            s,
+            T0 + 29 * DAY + 2,
+            AccessState::Cancelled,
+            true,
+            Some(T0 + 30 * DAY),
+        ),
+        c(
             "charge date moved",
             vec![
                 ev(sub(1, "HP1", T0 + 30 * DAY).event("PURCHASE_APPROVED", "a1", T0)),

@@ -49,6 +49,8 @@ fn expected() -> Vec<(&'static str, Result<Option<&'static str>, &'static str>)>
         ("PURCHASE_PROTEST__n8n-nodes-hotmart__2.json", Ok(Some("purchase-HP1212266242"))),
         ("PURCHASE_REFUNDED__controle-de-eventos.json", Ok(Some("subscription-0-I9OT62C3"))),
         ("PURCHASE_REFUNDED__n8n-nodes-hotmart__1.json", Ok(Some("purchase-HP1212266242"))),
+        ("PURCHASE_REFUNDED__tollgate-partially-refunded.json", Ok(Some("purchase-HP1212266242"))),
+        ("PURCHASE_REFUNDED__tollgate-partial-amount.json", Ok(Some("purchase-HP1212266242"))),
         ("SUBSCRIPTION_CANCELLATION__controle-de-eventos.json", Ok(Some("subscription-788921-0000aaaa"))),
         ("SUBSCRIPTION_CANCELLATION__n8n-nodes-hotmart__1.json", Ok(Some("subscription-1355458-KOBB7XB2"))),
         (
@@ -176,4 +178,75 @@ fn a_price_without_currency_takes_the_purchase_s_other_currency_or_books_nothing
     let why = tollgate_domain::revenue::unbooked(&e).expect("the reason is shown");
     assert!(why.contains("HP1121336654889") && why.contains("without a currency"), "{why}");
     assert_eq!(tollgate_domain::revenue::unbooked(&parsed(&v)), None, "priced charges need no note");
+}
+
+/// A partial refund (status `PARTIALLY_REFUNDED`, or a refunded amount below the price)
+/// keeps access, books only what was paid back, and the decision says so.
+#[test]
+fn partial_refunds_keep_access_and_book_what_was_paid_back() {
+    use tollgate_domain::access::{AccessPolicy, Facts, KeyKind, evaluate};
+    use tollgate_domain::revenue::{RevenueKind, row_for, unbooked};
+    let full = sample("PURCHASE_REFUNDED__n8n-nodes-hotmart__1.json");
+    let mut approved = full.clone();
+    approved["id"] = json!("approval-of-HP1212266242");
+    approved["event"] = json!("PURCHASE_APPROVED");
+    approved["data"]["purchase"]["status"] = json!("APPROVED");
+    let approved = parsed(&approved);
+    let no_amount = parsed(&sample("PURCHASE_REFUNDED__tollgate-partially-refunded.json"));
+    let amount = parsed(&sample("PURCHASE_REFUNDED__tollgate-partial-amount.json"));
+    let mut below_price = sample("PURCHASE_REFUNDED__tollgate-partial-amount.json");
+    below_price["id"] = json!("refund-below-price");
+    below_price["data"]["purchase"]["status"] = json!("REFUNDED");
+    let below_price = parsed(&below_price);
+    let at = amount.created_at + 1;
+    for partial in [&no_amount, &amount, &below_price] {
+        let mut f = Facts::default();
+        f.apply(&approved);
+        f.apply(partial);
+        let v = evaluate(&f, &AccessPolicy::Lifetime, KeyKind::Purchase, at);
+        assert!(v.entitled, "{}: {v:?}", partial.id);
+        let why = unbooked(partial).expect("the decision says why access is kept");
+        assert!(why.contains("partial refund of HP1212266242") && why.contains("access kept"), "{why}");
+    }
+    assert_eq!(row_for(&no_amount), None, "no amount stated, nothing booked");
+    assert!(unbooked(&no_amount).unwrap().contains("nothing booked"));
+    let row = row_for(&amount).expect("the stated amount is booked");
+    assert_eq!(
+        (row.kind, row.gross.minor, row.gross.currency.as_str()),
+        (RevenueKind::PartialRefund, -25_050, "BRL")
+    );
+    assert_eq!(row.key, format!("HP1212266242:partial_refund:{}", amount.id));
+    assert!(unbooked(&amount).unwrap().contains("-250.50 BRL booked"));
+    assert_eq!(
+        row_for(&below_price).map(|r| (r.kind, r.gross.minor)),
+        Some((RevenueKind::PartialRefund, -25_050))
+    );
+    // A full refund still revokes and books the price; an amount equal to it is a full refund.
+    let mut whole = sample("PURCHASE_REFUNDED__n8n-nodes-hotmart__1.json");
+    whole["data"]["purchase"]["refunded_value"] = json!({"value": 997, "currency_value": "BRL"});
+    for full in [parsed(&full), parsed(&whole)] {
+        let mut f = Facts::default();
+        f.apply(&approved);
+        f.apply(&full);
+        assert!(!evaluate(&f, &AccessPolicy::Lifetime, KeyKind::Purchase, at).entitled);
+        assert_eq!(row_for(&full).map(|r| (r.kind, r.gross.minor)), Some((RevenueKind::Refund, -99_700)));
+        assert_eq!(unbooked(&full), None);
+    }
+}
+
+/// ISO 4217 minor units: a 3-decimal price and a producer net in its own currency
+/// (Hotmart's docs example pays the producer in USD for a BRL sale).
+#[test]
+fn amounts_keep_their_minor_unit_and_their_own_currency() {
+    let mut v = sample("PURCHASE_APPROVED__n8n-nodes-hotmart__7.json");
+    v["data"]["purchase"]["price"] = json!({"value": 12.345, "currency_value": "KWD"});
+    v["data"]["commissions"][1] = json!({"value": 10.5, "source": "PRODUCER", "currency_value": "KWD"});
+    let row = tollgate_domain::revenue::row_for(&parsed(&v)).unwrap();
+    assert_eq!((row.gross.minor, row.gross.currency.as_str()), (12_345, "KWD"));
+    assert_eq!(row.producer_net.map(|m| m.minor), Some(10_500));
+    let mut docs = sample("PURCHASE_APPROVED__rb7-financeiro-hotmart-docs.json");
+    docs["creation_date"] = json!(1_760_000_000_000_i64);
+    let p = parsed(&docs).purchase.unwrap();
+    assert_eq!(p.price.map(|m| (m.minor, m.currency)), Some((15_060, "BRL".to_string())));
+    assert_eq!(p.producer_net.map(|m| (m.minor, m.currency)), Some((310, "USD".to_string())));
 }

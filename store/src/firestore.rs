@@ -57,7 +57,9 @@ use tollgate_domain::ledger::{Grant, LedgerEntry};
 use tollgate_domain::{AccessPolicy, CourseLink, Facts, HotmartEvent, ProductId};
 
 use crate::db::now_ms;
-use crate::{Appended, JournalEntry, QuarantineStats, Quarantined, Release, StoreError, StudentAccess};
+use crate::{
+    Appended, JournalEntry, JournalWindow, QuarantineStats, Quarantined, Release, StoreError, StudentAccess,
+};
 
 pub const COURSE_LINKS: &str = "course_links";
 pub const JOURNAL: &str = "journal";
@@ -776,9 +778,9 @@ impl FirestoreDocs {
         Ok(out)
     }
 
-    /// Routable entries received in `[from_ms, to_ms)`, forwarded or not, oldest first.
-    /// Entries that cannot be decoded are skipped (the forwarder quarantines them).
-    pub async fn journal_between(&self, from_ms: i64, to_ms: i64) -> anyhow::Result<Vec<JournalEntry>> {
+    /// Routable entries received in `[from_ms, to_ms)`, forwarded or not, oldest first;
+    /// the keys of those that cannot be decoded are listed apart.
+    pub async fn journal_window(&self, from_ms: i64, to_ms: i64) -> anyhow::Result<JournalWindow> {
         let docs = self
             .db
             .fluent()
@@ -794,16 +796,18 @@ impl FirestoreDocs {
             .order(|o| o.fields([o.field("received_at").asc(), o.field("__name__").asc()]))
             .query()
             .await?;
-        let mut out = Vec::with_capacity(docs.len());
+        let mut out = JournalWindow { entries: Vec::with_capacity(docs.len()), undecodable: Vec::new() };
         for doc in docs {
             let id = doc.name.rsplit('/').next().unwrap_or_default().to_string();
-            let Ok(row) = FirestoreDb::deserialize_doc_to::<PendingRow>(&doc) else { continue };
-            let (Some(workflow_id), Ok(event)) =
-                (row.workflow_id, serde_json::from_str::<HotmartEvent>(&row.event))
-            else {
+            let Ok(row) = FirestoreDb::deserialize_doc_to::<PendingRow>(&doc) else {
+                out.undecodable.push(key_of(&id));
                 continue;
             };
-            out.push(JournalEntry { key: key_of(&id), workflow_id, event });
+            let Some(workflow_id) = row.workflow_id else { continue };
+            match serde_json::from_str::<HotmartEvent>(&row.event) {
+                Ok(event) => out.entries.push(JournalEntry { key: key_of(&id), workflow_id, event }),
+                Err(_) => out.undecodable.push(key_of(&id)),
+            }
         }
         Ok(out)
     }

@@ -51,6 +51,14 @@ pub struct JournalEntry {
     pub event: HotmartEvent,
 }
 
+/// The routable entries of a window, and the keys of those whose stored event this
+/// version cannot decode (written by a version with another event schema).
+#[derive(Debug, Clone, Default)]
+pub struct JournalWindow {
+    pub entries: Vec<JournalEntry>,
+    pub undecodable: Vec<String>,
+}
+
 /// What one delivery becomes in the journal.
 enum Row {
     Event { event: HotmartEvent, workflow_id: Option<String> },
@@ -229,7 +237,7 @@ impl Journal {
 
     /// Routable entries received in `[from_ms, to_ms)`, forwarded or not, oldest first.
     /// Entries that cannot be decoded are skipped (the forwarder quarantines them).
-    pub async fn between(&self, from_ms: i64, to_ms: i64) -> anyhow::Result<Vec<JournalEntry>> {
+    pub async fn between(&self, from_ms: i64, to_ms: i64) -> anyhow::Result<JournalWindow> {
         self.db
             .call(move |c| {
                 let mut st = c.prepare_cached(
@@ -239,11 +247,12 @@ impl Journal {
                 let rows = st.query_map([from_ms, to_ms], |r| {
                     Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
                 })?;
-                let mut out = Vec::new();
+                let mut out = JournalWindow::default();
                 for row in rows {
                     let (key, workflow_id, json) = row?;
-                    if let Ok(event) = serde_json::from_str(&json) {
-                        out.push(JournalEntry { key, workflow_id, event });
+                    match serde_json::from_str(&json) {
+                        Ok(event) => out.entries.push(JournalEntry { key, workflow_id, event }),
+                        Err(_) => out.undecodable.push(key),
                     }
                 }
                 Ok(out)

@@ -17,7 +17,7 @@ use tollgate_domain::{CourseLink, HotmartEvent, ProductId};
 pub use crate::firestore::FirestoreDocs;
 pub use db::{Db, now_ms};
 pub use grants::{Grants, Release};
-pub use journal::{Appended, Journal, JournalEntry, QuarantineStats, Quarantined};
+pub use journal::{Appended, Journal, JournalEntry, JournalWindow, QuarantineStats, Quarantined};
 pub use ledger::Ledger;
 pub use links::Links;
 pub use students::Students;
@@ -179,7 +179,11 @@ impl DocStore {
     }
     /// Routable entries received in `[from_ms, to_ms)`, forwarded or not, oldest first.
     pub async fn journal_between(&self, from_ms: i64, to_ms: i64) -> anyhow::Result<Vec<JournalEntry>> {
-        dispatch!(self, b => b.journal.between(from_ms, to_ms).await, b.journal_between(from_ms, to_ms).await)
+        Ok(self.journal_window(from_ms, to_ms).await?.entries)
+    }
+    /// The same entries, plus the keys of those this version cannot decode.
+    pub async fn journal_window(&self, from_ms: i64, to_ms: i64) -> anyhow::Result<JournalWindow> {
+        dispatch!(self, b => b.journal.between(from_ms, to_ms).await, b.journal_window(from_ms, to_ms).await)
     }
     /// (entries, waiting to be forwarded).
     pub async fn journal_counts(&self) -> anyhow::Result<(i64, i64)> {

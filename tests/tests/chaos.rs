@@ -11,7 +11,7 @@ use serde_json::Value;
 use tollgate_domain::access::{AccessPolicy, Facts, KeyKind, evaluate};
 use tollgate_domain::fixtures::{Sale, cancellation};
 use tollgate_domain::hotmart::{self, HotmartEvent};
-use tollgate_domain::revenue::row_for;
+use tollgate_domain::revenue::{first_reversals, row_for};
 use tollgate_simulator::{FaultConfig, SimConfig};
 use tollgate_tests::rng::Rng;
 use tollgate_tests::{Stack, StackOptions, TemporalServer, now_ms, unique};
@@ -142,10 +142,9 @@ async fn chaos_loses_nothing_and_doubles_nothing() {
         }
     }
     let mut expected_revenue: BTreeMap<String, i64> = BTreeMap::new();
-    for e in &events {
-        if let Some(r) = row_for(e) {
-            expected_revenue.entry(r.key).or_insert(r.gross.minor);
-        }
+    // As the warehouse books them: one reversal per transaction, then one row per key.
+    for r in first_reversals(events.iter().filter_map(row_for)) {
+        expected_revenue.entry(r.key).or_insert(r.gross.minor);
     }
 
     // Converge: enrollments and revenue equal the oracle.

@@ -159,9 +159,12 @@ impl BigQueryWarehouse {
                     key STRING NOT NULL, kind STRING NOT NULL, txn STRING NOT NULL, event_id STRING NOT NULL,
                     product_id INT64 NOT NULL, buyer_email STRING NOT NULL, subscriber_code STRING,
                     recurrence INT64, gross_minor INT64 NOT NULL, net_minor INT64, currency STRING NOT NULL,
-                    occurred_at TIMESTAMP NOT NULL, paid_until TIMESTAMP, recorded_at TIMESTAMP NOT NULL)
+                    occurred_at TIMESTAMP NOT NULL, paid_until TIMESTAMP, recorded_at TIMESTAMP NOT NULL,
+                    net_currency STRING)
                  PARTITION BY DATE(occurred_at) CLUSTER BY currency, product_id"
             ),
+            // Tables from before it: their nets were in the gross currency (NULL reads so).
+            format!("ALTER TABLE {facts} ADD COLUMN IF NOT EXISTS net_currency STRING"),
             format!(
                 "CREATE TABLE IF NOT EXISTS {} (
                     day DATE NOT NULL, product_id INT64 NOT NULL, currency STRING NOT NULL,
@@ -189,17 +192,35 @@ impl BigQueryWarehouse {
         Ok(())
     }
 
+    /// Inserts the row unless its key exists. A refund or chargeback also stays out when
+    /// an earlier one of its transaction is stored, and first deletes a later one: one
+    /// reversal per transaction, the first by (time, event id), as in SQLite.
     pub async fn record(&self, row: RevenueRow) -> anyhow::Result<bool> {
+        let facts = self.t("revenue_facts");
+        let reversal = row.kind.is_reversal();
+        if reversal {
+            let sql = format!(
+                "DELETE FROM {facts} WHERE txn = @txn AND kind IN ('refund', 'chargeback')
+                   AND (occurred_at > TIMESTAMP_MILLIS(@occurred_at)
+                        OR (occurred_at = TIMESTAMP_MILLIS(@occurred_at) AND event_id > @event_id))"
+            );
+            let params = [
+                P::Str("txn", row.transaction.clone()),
+                P::Int("occurred_at", row.occurred_at),
+                P::Str("event_id", row.event_id.clone()),
+            ];
+            self.query(&sql, &params).await?;
+        }
+        let also = if reversal { "OR (T.txn = @txn AND T.kind IN ('refund', 'chargeback'))" } else { "" };
         let sql = format!(
-            "MERGE {} T
-             USING (SELECT @key AS key) S ON T.key = S.key
+            "MERGE {facts} T
+             USING (SELECT @key AS key) S ON T.key = S.key {also}
              WHEN NOT MATCHED THEN INSERT
                (key, kind, txn, event_id, product_id, buyer_email, subscriber_code, recurrence, gross_minor,
-                net_minor, currency, occurred_at, paid_until, recorded_at)
+                net_minor, currency, occurred_at, paid_until, recorded_at, net_currency)
              VALUES (@key, @kind, @txn, @event_id, @product_id, @buyer_email, @subscriber_code, @recurrence,
                 @gross_minor, @net_minor, @currency, TIMESTAMP_MILLIS(@occurred_at),
-                TIMESTAMP_MILLIS(@paid_until), CURRENT_TIMESTAMP())",
-            self.t("revenue_facts")
+                TIMESTAMP_MILLIS(@paid_until), CURRENT_TIMESTAMP(), @net_currency)"
         );
         let (_, affected) = self
             .query(
@@ -218,6 +239,7 @@ impl BigQueryWarehouse {
                     P::Str("currency", row.gross.currency.clone()),
                     P::Int("occurred_at", row.occurred_at),
                     P::OptInt("paid_until", row.paid_until),
+                    P::OptStr("net_currency", row.producer_net.as_ref().map(|m| m.currency.clone())),
                 ],
             )
             .await?;
@@ -227,7 +249,7 @@ impl BigQueryWarehouse {
     pub async fn rows_between(&self, from_ms: Millis, to_ms: Millis) -> anyhow::Result<Vec<RevenueRow>> {
         let sql = format!(
             "SELECT key, kind, txn, event_id, product_id, buyer_email, subscriber_code, recurrence, gross_minor,
-                    net_minor, currency, UNIX_MILLIS(occurred_at), UNIX_MILLIS(paid_until)
+                    net_minor, currency, UNIX_MILLIS(occurred_at), UNIX_MILLIS(paid_until), net_currency
              FROM {} WHERE occurred_at >= TIMESTAMP_MILLIS(@from) AND occurred_at < TIMESTAMP_MILLIS(@to)
              ORDER BY occurred_at, key",
             self.t("revenue_facts")
@@ -246,7 +268,8 @@ impl BigQueryWarehouse {
                     subscriber_code: os(&r[6]),
                     recurrence: oi(&r[7])?.map(|n| n as u32),
                     gross: Money { minor: i(&r[8])?, currency: currency.clone() },
-                    producer_net: oi(&r[9])?.map(|minor| Money { minor, currency }),
+                    producer_net: oi(&r[9])?
+                        .map(|minor| Money { minor, currency: os(&r[13]).unwrap_or(currency) }),
                     occurred_at: i(&r[11])?,
                     paid_until: oi(&r[12])?,
                 })
@@ -466,11 +489,11 @@ fn views(facts: &str, coverage: &str) -> Vec<(&'static str, String)> {
             format!(
                 "SELECT DATE(occurred_at) AS day, product_id, currency,
                     SUM(IF(kind = 'charge', gross_minor, 0)) AS charges_minor,
-                    SUM(IF(kind = 'refund', gross_minor, 0)) AS refunds_minor,
+                    SUM(IF(kind IN ('refund', 'partial_refund'), gross_minor, 0)) AS refunds_minor,
                     SUM(IF(kind = 'chargeback', gross_minor, 0)) AS chargebacks_minor,
                     SUM(gross_minor) AS total_minor,
                     COUNTIF(kind = 'charge') AS charge_count,
-                    COUNTIF(kind = 'refund') AS refund_count,
+                    COUNTIF(kind IN ('refund', 'partial_refund')) AS refund_count,
                     COUNTIF(kind = 'chargeback') AS chargeback_count
                  FROM {facts} GROUP BY day, product_id, currency"
             ),
@@ -489,7 +512,8 @@ fn views(facts: &str, coverage: &str) -> Vec<(&'static str, String)> {
             "subscription_coverage",
             format!(
                 "WITH reversals AS (
-                    SELECT txn, MIN(occurred_at) AS reversed_at FROM {facts} WHERE kind != 'charge' GROUP BY txn),
+                    SELECT txn, MIN(occurred_at) AS reversed_at FROM {facts}
+                    WHERE kind IN ('refund', 'chargeback') GROUP BY txn),
                  charges AS (
                     SELECT c.product_id, c.subscriber_code, c.currency, c.occurred_at, c.gross_minor,
                         COALESCE(c.paid_until, TIMESTAMP_ADD(c.occurred_at, INTERVAL 30 DAY)) AS paid_until,

@@ -26,7 +26,9 @@ CREATE TABLE IF NOT EXISTS revenue (
     currency        TEXT NOT NULL,
     occurred_at     INTEGER NOT NULL,
     recorded_at     INTEGER NOT NULL,
-    paid_until      INTEGER
+    paid_until      INTEGER,
+    -- The producer net's own currency (Hotmart can pay it in another); NULL: `currency`.
+    net_currency    TEXT
 );
 CREATE INDEX IF NOT EXISTS revenue_time ON revenue(occurred_at);
 -- Covers the per-course daily sums: the dashboard's GROUP BY reads only this index.
@@ -68,7 +70,7 @@ CREATE TABLE IF NOT EXISTS rollup_day (
 const _: () = assert!(tollgate_domain::metrics::FALLBACK_PERIOD_MS == 2_592_000_000);
 
 const COLUMNS: &str = "key, kind, txn, event_id, product_id, buyer_email, subscriber_code, recurrence, \
-                       gross_minor, net_minor, currency, occurred_at, paid_until";
+                       gross_minor, net_minor, currency, occurred_at, paid_until, net_currency";
 
 #[derive(Clone)]
 pub struct SqliteWarehouse {
@@ -93,6 +95,13 @@ impl SqliteWarehouse {
             if revenue_exists && !has_paid_until {
                 conn.execute_batch("ALTER TABLE revenue ADD COLUMN paid_until INTEGER")?;
             }
+            // And before `net_currency` (their nets were in the gross currency).
+            let has_net_currency = conn
+                .prepare("SELECT 1 FROM pragma_table_info('revenue') WHERE name = 'net_currency'")?
+                .exists([])?;
+            if revenue_exists && !has_net_currency {
+                conn.execute_batch("ALTER TABLE revenue ADD COLUMN net_currency TEXT")?;
+            }
             conn.execute_batch(SCHEMA)?;
             Ok(())
         })?;
@@ -104,7 +113,9 @@ impl SqliteWarehouse {
     }
 
     /// Rows in one transaction, each inserted unless its key exists; returns how many
-    /// were inserted.
+    /// were inserted. A refund or chargeback is inserted only if no earlier one of its
+    /// transaction is stored (by time, then event id), and replaces a later one: one
+    /// reversal per transaction, the first by Hotmart's clock whatever the arrival order.
     pub async fn record_many(&self, rows: Vec<RevenueRow>) -> anyhow::Result<usize> {
         self.db
             .call(move |c| {
@@ -113,11 +124,24 @@ impl SqliteWarehouse {
                 {
                     let mut st = tx.prepare_cached(&format!(
                         "INSERT INTO revenue ({COLUMNS}, recorded_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
                          ON CONFLICT(key) DO NOTHING"
                     ))?;
+                    let mut earlier = tx.prepare_cached(
+                        "SELECT 1 FROM revenue WHERE txn = ?1 AND kind IN ('refund', 'chargeback')
+                           AND (occurred_at < ?2 OR (occurred_at = ?2 AND event_id <= ?3))",
+                    )?;
+                    let mut later = tx.prepare_cached(
+                        "DELETE FROM revenue WHERE txn = ?1 AND kind IN ('refund', 'chargeback')",
+                    )?;
                     let now = now_ms();
                     for row in rows {
+                        if row.kind.is_reversal() {
+                            if earlier.exists(params![row.transaction, row.occurred_at, row.event_id])? {
+                                continue;
+                            }
+                            later.execute([&row.transaction])?;
+                        }
                         n += st.execute(params![
                             row.key,
                             row.kind.as_str(),
@@ -132,6 +156,7 @@ impl SqliteWarehouse {
                             row.gross.currency,
                             row.occurred_at,
                             row.paid_until,
+                            row.producer_net.as_ref().map(|m| m.currency.as_str()),
                             now,
                         ])?;
                     }
@@ -162,7 +187,12 @@ impl SqliteWarehouse {
                         subscriber_code: r.get(6)?,
                         recurrence: r.get(7)?,
                         gross: Money { minor: r.get(8)?, currency: currency.clone() },
-                        producer_net: r.get::<_, Option<i64>>(9)?.map(|minor| Money { minor, currency }),
+                        producer_net: match (r.get::<_, Option<i64>>(9)?, r.get::<_, Option<String>>(13)?) {
+                            (Some(minor), net_currency) => {
+                                Some(Money { minor, currency: net_currency.unwrap_or(currency) })
+                            }
+                            (None, _) => None,
+                        },
                         occurred_at: r.get(11)?,
                         paid_until: r.get(12)?,
                     })

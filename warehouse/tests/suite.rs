@@ -64,7 +64,9 @@ both!(
     figures_per_course_and_currency,
     subscriptions_active_mrr_churn,
     rollup_reruns_alike,
-    delete_and_window
+    delete_and_window,
+    one_reversal_per_transaction,
+    amounts_keep_their_own_currency_and_minor_unit
 );
 
 fn day(s: &str) -> Day {
@@ -262,6 +264,79 @@ async fn delete_and_window(w: Warehouse) {
     assert_eq!(w.delete_keys(vec!["W1:charge".into(), "nope:charge".into()]).await.unwrap(), 1);
     let left = w.rows_between(day(d).start_ms(), day(d).end_ms()).await.unwrap();
     assert_eq!(left.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["W0:charge", "W2:charge"]);
+}
+
+/// Refund and chargeback of one transaction: the earliest reversal by (time, event id) is
+/// the one booked, whatever the order they arrive in; a later one is refused, an earlier
+/// one replaces it.
+async fn one_reversal_per_transaction(w: Warehouse) {
+    let d = "2026-08-08";
+    let rev = |txn, kind, h| row(txn, kind, 1, -10_000, "BRL", at(d, h));
+    w.record(row("T1", RevenueKind::Charge, 1, 10_000, "BRL", at(d, 0))).await.unwrap();
+    assert!(w.record(rev("T1", RevenueKind::Refund, 1)).await.unwrap());
+    assert!(
+        !w.record(rev("T1", RevenueKind::Chargeback, 2)).await.unwrap(),
+        "a second reversal of T1 is refused"
+    );
+    w.record(row("T2", RevenueKind::Charge, 1, 10_000, "BRL", at(d, 0))).await.unwrap();
+    assert!(w.record(rev("T2", RevenueKind::Refund, 5)).await.unwrap());
+    assert!(
+        w.record(rev("T2", RevenueKind::Chargeback, 3)).await.unwrap(),
+        "the earlier reversal replaces it"
+    );
+    assert!(!w.record(rev("T2", RevenueKind::Refund, 5)).await.unwrap(), "and a retried later one stays out");
+    assert!(!w.record(rev("T2", RevenueKind::Chargeback, 3)).await.unwrap(), "a retried winner is a no-op");
+    // A partial refund is not the reversal: it is booked besides it.
+    w.record(row("T3", RevenueKind::Charge, 1, 10_000, "BRL", at(d, 0))).await.unwrap();
+    let partial = RevenueRow {
+        key: "T3:partial_refund:p1".into(),
+        ..row("T3", RevenueKind::PartialRefund, 1, -2_500, "BRL", at(d, 1))
+    };
+    assert!(w.record(partial.clone()).await.unwrap());
+    assert!(w.record(rev("T3", RevenueKind::Refund, 2)).await.unwrap(), "a partial refund is not a reversal");
+    let keys: Vec<_> = w
+        .rows_between(day(d).start_ms(), day(d).end_ms())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.key)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "T1:charge",
+            "T2:charge",
+            "T3:charge",
+            "T1:refund",
+            "T3:partial_refund:p1",
+            "T3:refund",
+            "T2:chargeback"
+        ]
+    );
+    let days = w.course_days(&brl(), DayRange::one(day(d))).await.unwrap();
+    assert_eq!(
+        (days[0].charges_minor, days[0].refunds_minor, days[0].chargebacks_minor, days[0].total_minor),
+        (30_000, -22_500, -10_000, -2_500),
+        "T1 and T2 net to zero; T3 is refunded in full after a partial refund"
+    );
+}
+
+/// Three-decimal and zero-decimal currencies are stored and summed in their own minor
+/// unit, and a producer net paid in another currency keeps it.
+async fn amounts_keep_their_own_currency_and_minor_unit(w: Warehouse) {
+    let d = "2026-06-01";
+    let mut kwd = row("K1", RevenueKind::Charge, 1, 12_345, "KWD", at(d, 0));
+    kwd.producer_net = Some(Money { minor: 3_100, currency: "USD".into() });
+    w.record(kwd.clone()).await.unwrap();
+    w.record(row("K2", RevenueKind::Charge, 1, 1_005, "KWD", at(d, 1))).await.unwrap();
+    w.record(row("J1", RevenueKind::Charge, 1, 1_500, "JPY", at(d, 2))).await.unwrap();
+    let rows = w.rows_between(day(d).start_ms(), day(d).end_ms()).await.unwrap();
+    assert_eq!(rows[0], kwd, "the producer net keeps its own currency");
+    assert_eq!(rows[1].producer_net, Some(Money { minor: 904, currency: "KWD".into() }));
+    let kwd_days = w.course_days(&"KWD".parse().unwrap(), DayRange::one(day(d))).await.unwrap();
+    assert_eq!((kwd_days[0].charges_minor, kwd_days[0].charge_count), (13_350, 2), "13.350 KWD");
+    let jpy = w.course_days(&"JPY".parse().unwrap(), DayRange::one(day(d))).await.unwrap();
+    assert_eq!(jpy[0].total_minor, 1_500);
 }
 
 #[tokio::test]

@@ -92,6 +92,15 @@ impl ReconcileWorkflow {
 }
 
 pub fn summarize(r: &ReconcileReport) -> String {
+    let figures = figures(r);
+    match (&r.repair_skipped, r.undecodable) {
+        (Some(why), _) => format!("{figures}; repair skipped: {why}"),
+        (None, 0) => figures,
+        (None, n) => format!("{figures}; {n} journal entries this version cannot decode"),
+    }
+}
+
+fn figures(r: &ReconcileReport) -> String {
     if r.missing.is_empty() && r.extra.is_empty() && r.differing.is_empty() {
         return format!("ok: {} rows match the journal", r.found);
     }

@@ -152,6 +152,47 @@ async fn payments_reach_the_dashboard_and_the_rollup_matches() {
     assert_eq!(after["courses"], daily["courses"], "repaired back to the facts");
 }
 
+/// A refund and a chargeback of one charge book one reversal (the earliest by Hotmart's
+/// clock, whatever the arrival order), so the charge nets to zero; a later partial refund
+/// is booked apart. In a three-decimal currency, as the dashboard shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refund_and_chargeback_of_one_charge_net_to_zero() {
+    let stack = Stack::spawn(StackOptions::default()).await;
+    let product = unique_product();
+    stack.link(product, &["104"], &["--policy", "lifetime"]).await;
+    let t = now_ms();
+    let day = Day::of_ms(t);
+    let path = format!("/api/revenue/daily?from={day}&to={}&currency=KWD", day.next());
+    let mut sale = Sale::one_off(product, &unique("HP"), &email("rev-twice"));
+    (sale.currency, sale.price, sale.producer_net) =
+        ("KWD".into(), Some("12.345".into()), Some("11.5".into()));
+    let totals = |b: &Value| {
+        let c = &b["courses"];
+        (sum(c, "charges_minor"), sum(c, "refunds_minor"), sum(c, "chargebacks_minor"), sum(c, "total_minor"))
+    };
+    assert_eq!(stack.post(&sale.event("PURCHASE_APPROVED", &unique("e"), t)).await.0, 200);
+    let (daily, _) = wait_dash(&stack, &path, |b| sum(&b["courses"], "charge_count") == 1).await;
+    assert_eq!((daily["exponent"].as_u64(), totals(&daily).0), (Some(3), 12_345), "12.345 KWD: {daily:#}");
+    // The refund arrives first but Hotmart created the chargeback earlier: it replaces it.
+    assert_eq!(stack.post(&sale.event("PURCHASE_REFUNDED", &unique("e"), t + 2_000)).await.0, 200);
+    wait_dash(&stack, &path, |b| sum(&b["courses"], "refund_count") == 1).await;
+    assert_eq!(stack.post(&sale.event("PURCHASE_CHARGEBACK", &unique("e"), t + 1_000)).await.0, 200);
+    let (daily, _) = wait_dash(&stack, &path, |b| {
+        sum(&b["courses"], "chargeback_count") == 1 && sum(&b["courses"], "refund_count") == 0
+    })
+    .await;
+    assert_eq!(totals(&daily), (12_345, 0, -12_345, 0), "{daily:#}");
+    // Another refund of it later is refused; a partial refund after it is booked (its row
+    // shows the refused one was handled first: one workflow applies events in order).
+    assert_eq!(stack.post(&sale.event("PURCHASE_REFUNDED", &unique("e"), t + 3_000)).await.0, 200);
+    let mut partial = sale.event("PURCHASE_REFUNDED", &unique("e"), t + 4_000);
+    partial["data"]["purchase"]["status"] = "PARTIALLY_REFUNDED".into();
+    partial["data"]["purchase"]["refunded_value"] = serde_json::json!({"value": 1, "currency_value": "KWD"});
+    assert_eq!(stack.post(&partial).await.0, 200);
+    let (daily, _) = wait_dash(&stack, &path, |b| sum(&b["courses"], "refund_count") == 1).await;
+    assert_eq!(totals(&daily), (12_345, -1_000, -12_345, -1_000), "{daily:#}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_auth_and_validation() {
     let stack = Stack::spawn(StackOptions::default()).await;
