@@ -14,4 +14,5 @@ pub mod links;
 pub mod ops;
 pub mod revenue_ops;
 pub mod routes;
+pub mod session;
 pub mod startup;

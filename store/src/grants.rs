@@ -47,7 +47,7 @@ impl Grants {
         let (u, c, w) = (user.to_string(), course.to_string(), workflow.to_string());
         self.db
             .call(move |conn| {
-                let tx = conn.transaction()?;
+                let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let held: bool = tx
                     .query_row(
                         "SELECT 1 FROM grants WHERE user_id = ?1 AND course_id = ?2 AND workflow_id = ?3",

@@ -158,7 +158,7 @@ impl Journal {
         let kind = event.kind.to_string();
         self.db
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let n = tx.execute(
                     "UPDATE journal SET event = ?2, kind = ?3, workflow_id = ?4, quarantined = NULL, parser_version = NULL,
                             forwarded_at = CASE WHEN ?4 IS NULL THEN ?5 END
@@ -257,7 +257,7 @@ impl Journal {
         }
         self.db
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 {
                     let mut st =
                         tx.prepare_cached("UPDATE journal SET forwarded_at = ?1 WHERE event_id = ?2")?;
@@ -308,7 +308,7 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Pending>) {
             std::mem::take(&mut batch).into_iter().map(|p| ((p.row, p.body), p.reply)).unzip();
         let result = db
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let mut out = Vec::with_capacity(rows.len());
                 {
                     let mut st = tx.prepare_cached(

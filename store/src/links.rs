@@ -22,7 +22,7 @@ impl Links {
         let policy = serde_json::to_string(&link.policy)?;
         self.db
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let previous = get_in(&tx, link.product_id)?;
                 tx.execute(
                     "INSERT INTO course_links (product_id, courses, policy, updated_at) VALUES (?1, ?2, ?3, ?4)
@@ -77,7 +77,7 @@ impl Links {
     pub async fn remove(&self, product: ProductId) -> anyhow::Result<Option<CourseLink>> {
         self.db
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let previous = get_in(&tx, product)?;
                 tx.execute("DELETE FROM course_links WHERE product_id = ?1", [product.0])?;
                 tx.commit()?;

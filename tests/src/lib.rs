@@ -315,6 +315,11 @@ impl Stack {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// Runs a starter subcommand; its stderr goes to `cli.log`.
+    pub async fn starter_output(&self, args: &[&str]) -> std::process::Output {
+        self.command("tollgate-starter", "cli.log").args(args).stdout(Stdio::piped()).output().await.unwrap()
+    }
+
     /// Runs a starter subcommand and returns its stdout.
     pub async fn starter_cmd(&self, args: &[&str]) -> String {
         let out = self

@@ -108,7 +108,7 @@ impl SqliteWarehouse {
     pub async fn record_many(&self, rows: Vec<RevenueRow>) -> anyhow::Result<usize> {
         self.db
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let mut n = 0;
                 {
                     let mut st = tx.prepare_cached(&format!(
@@ -175,7 +175,7 @@ impl SqliteWarehouse {
     pub async fn delete_keys(&self, keys: Vec<String>) -> anyhow::Result<usize> {
         self.db
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let mut n = 0;
                 {
                     let mut st = tx.prepare_cached("DELETE FROM revenue WHERE key = ?1")?;
@@ -274,7 +274,7 @@ impl SqliteWarehouse {
         self.db
             .call(move |c| {
                 let day = rollup.day.to_string();
-                let tx = c.transaction()?;
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 tx.execute("DELETE FROM rollup_course WHERE day = ?1", [&day])?;
                 tx.execute("DELETE FROM rollup_subscription WHERE day = ?1", [&day])?;
                 for r in &rollup.courses {

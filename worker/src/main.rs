@@ -13,7 +13,7 @@ use tollgate_workflows::{AccessWorkflow, ReconcileWorkflow, RollupWorkflow};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
-    tollgate_service::telemetry::init(&settings.log_filter);
+    tollgate_service::telemetry::init(&settings.log_filter, settings.log_json);
     let api_key = settings
         .talentlms_api_key
         .as_ref()

@@ -32,8 +32,14 @@ use crate::startup::AppState;
 const MAX_BODY: usize = 1024 * 1024;
 const HOTTOK_HEADER: &str = "x-hotmart-hottok";
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/webhooks/hotmart", post(hotmart_webhook)).layer(DefaultBodyLimit::max(MAX_BODY))
+/// `body_timeout`: the whole request (body included) must arrive and be answered within
+/// it, else 408 and the connection closes: a client trickling its body cannot hold the
+/// ingress (the journal commit itself takes milliseconds).
+pub fn router(body_timeout: std::time::Duration) -> Router<AppState> {
+    Router::new()
+        .route("/webhooks/hotmart", post(hotmart_webhook))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, body_timeout))
 }
 
 fn unauthorized(header: bool) -> ApiError {

@@ -5,6 +5,7 @@
 mod access;
 mod api;
 mod ingress;
+mod operators;
 mod replay;
 mod revenue;
 mod samples;

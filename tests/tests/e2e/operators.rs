@@ -1,0 +1,187 @@
+//! What operators and on-call engineers touch: concurrent CLI runs against a running
+//! starter, slow clients, error bodies, readiness, and the student lookup by email.
+
+use std::time::{Duration, Instant};
+
+use tollgate_domain::fixtures::Sale;
+use tollgate_tests::{Stack, StackOptions, now_ms, purchase_wf, unique, unique_product};
+
+use crate::WAIT;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_concurrent_cli_link_adds_all_succeed_while_the_starter_runs() {
+    let stack = Stack::spawn(StackOptions::default()).await;
+    let products: Vec<String> = (0..10).map(|_| unique_product().to_string()).collect();
+    let runs = products.iter().map(|p| {
+        let stack = &stack;
+        async move {
+            stack
+                .starter_output(&["links", "add", "--product", p, "--course", "101", "--course", "102"])
+                .await
+        }
+    });
+    let outs = futures::future::join_all(runs).await;
+    let failed = outs.iter().filter(|o| !o.status.success()).count();
+    assert_eq!(failed, 0, "{failed} of 10 runs failed:\n{}", stack.full_logs());
+    let listed = stack.starter_cmd(&["links", "list"]).await;
+    for p in &products {
+        assert!(listed.contains(&format!("\"product_id\":{p}")), "{p} missing from {listed}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_by_email_finds_an_address_with_a_quote() {
+    let stack = Stack::spawn(StackOptions::default()).await;
+    let p = unique_product();
+    stack.link(p, &["101"], &["--policy", "lifetime"]).await;
+    let email = format!("o'brien.{}@example.com", unique("q"));
+    let txn = unique("HP");
+    stack.post(&Sale::one_off(p, &txn, &email).event("PURCHASE_APPROVED", &unique("e"), now_ms())).await;
+    stack.wait_enrolled(&email, &["101"], WAIT).await;
+    // Visibility is eventually consistent: the run appears in the list shortly after.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let out = stack.starter_output(&["status", "--email", &email]).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "status failed:\n{}", stack.full_logs());
+        if stdout.contains(&purchase_wf(&txn)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "status never listed {}: {stdout}", purchase_wf(&txn));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Writes `bytes` one per second to a fresh connection; returns how long the server kept
+/// the connection open and what it answered (empty if it just closed it).
+async fn trickle(addr: &str, head: &[u8], bytes: &[u8], give_up: Duration) -> (Duration, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let start = Instant::now();
+    conn.write_all(head).await.unwrap();
+    let (mut rd, mut wr) = conn.into_split();
+    let writer = async {
+        for b in bytes {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if wr.write_all(&[*b]).await.is_err() {
+                break;
+            }
+        }
+        std::future::pending::<()>().await
+    };
+    let reader = async {
+        let mut answer = Vec::new();
+        let _ = rd.read_to_end(&mut answer).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let answer = tokio::select! {
+        a = reader => a,
+        _ = writer => unreachable!(),
+        _ = tokio::time::sleep(give_up) => panic!("connection still open after {give_up:?}"),
+    };
+    (start.elapsed(), answer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_trickling_headers_or_body_is_cut_off() {
+    let mut stack = Stack::spawn(StackOptions::default()).await;
+    stack.kill_starter().await;
+    stack.env.push(("TOLLGATE_HTTP_HEADER_TIMEOUT".into(), "2s".into()));
+    stack.env.push(("TOLLGATE_HTTP_BODY_TIMEOUT".into(), "3s".into()));
+    stack.start_starter().await;
+    let addr = stack.http_addr.clone();
+    // Headers at a byte a second: closed after the 2 s header timeout.
+    let slow_headers = b"X-Hotmart-Hottok: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+    let (open, _) = trickle(
+        &addr,
+        b"POST /webhooks/hotmart HTTP/1.1\r\nHost: x\r\n",
+        slow_headers,
+        Duration::from_secs(15),
+    )
+    .await;
+    assert!(open < Duration::from_secs(8), "headers: open {open:?}");
+    // Whole headers, then the body at a byte a second: 408 after the 3 s body timeout.
+    let head = format!(
+        "POST /webhooks/hotmart HTTP/1.1\r\nHost: x\r\nX-Hotmart-Hottok: {}\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n",
+        tollgate_tests::HOTTOK
+    );
+    let (open, answer) = trickle(&addr, head.as_bytes(), &[b' '; 64], Duration::from_secs(15)).await;
+    assert!(open < Duration::from_secs(8), "body: open {open:?}");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // A normal client is served as before.
+    assert_eq!(stack.health().await["status"], "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_follows_temporal_while_healthz_stays_live() {
+    // Its own dev server: this test stops it.
+    let mut temporal =
+        tokio::task::spawn_blocking(|| tollgate_tests::TemporalServer::start(None)).await.unwrap();
+    let mut stack =
+        Stack::spawn(StackOptions { temporal: Some(temporal.address().to_string()), ..Default::default() })
+            .await;
+    let get = |path: &'static str| {
+        let url = format!("http://{}{path}", stack.http_addr);
+        let http = stack.http.clone();
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            (r.status().as_u16(), r.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (code, body) = get("/readyz").await;
+    assert_eq!((code, body["checks"]["temporal"].as_str()), (200, Some("ok")), "{body}");
+    temporal.stop();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (code, body) = get("/readyz").await;
+        if code == 503 {
+            assert_eq!(body["checks"]["temporal"], "unreachable", "{body}");
+            assert_eq!(body["checks"]["journal"], "ok", "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "readyz still {code} with Temporal stopped: {body}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(get("/healthz").await.0, 200, "liveness does not depend on Temporal");
+    stack.kill_worker().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docs_are_served_without_a_cdn_and_sessions_hold_no_token() {
+    let stack = Stack::spawn(StackOptions::default()).await;
+    let base = format!("http://{}", stack.http_addr);
+    let r = stack.http.get(format!("{base}/docs")).send().await.unwrap();
+    assert!(r.headers()["content-security-policy"].to_str().unwrap().starts_with("default-src 'self'"));
+    let page = r.text().await.unwrap();
+    assert!(!page.contains("http://") && !page.contains("https://"), "{page}");
+    for asset in ["/docs/swagger-ui.js", "/docs/swagger-ui.css", "/docs/init.js"] {
+        assert!(page.contains(asset), "{asset} not in {page}");
+        let r = stack.http.get(format!("{base}{asset}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{asset}");
+        assert!(r.text().await.unwrap().len() > 300, "{asset}");
+    }
+    // Sign-in: the cookie is a session id, never the token; Secure behind an HTTPS proxy.
+    let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    for (proxy, secure) in [(None, false), (Some("https"), true)] {
+        let mut req =
+            no_redirect.post(format!("{base}/dashboard/login")).form(&[("token", tollgate_tests::API_TOKEN)]);
+        if let Some(p) = proxy {
+            req = req.header("x-forwarded-proto", p);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+        assert!(!cookie.contains(tollgate_tests::API_TOKEN), "{cookie}");
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+        assert_eq!(cookie.contains("Secure"), secure, "{cookie}");
+        let session = cookie.split(';').next().unwrap().to_string();
+        let r =
+            no_redirect.get(format!("{base}/api/revenue/currencies")).header("cookie", &session).send().await;
+        assert_eq!(r.unwrap().status(), 200);
+    }
+    let r = no_redirect
+        .get(format!("{base}/api/revenue/currencies"))
+        .header("cookie", "tollgate_session=forged")
+        .send();
+    assert_eq!(r.await.unwrap().status(), 401);
+}
