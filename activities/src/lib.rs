@@ -2,6 +2,7 @@
 //! TalentLMS "already enrolled"/"not enrolled" count as success, users are found before
 //! they are created, and revenue rows are keyed.
 
+pub mod metrics;
 pub mod revenue_reconcile;
 
 use std::sync::Arc;
@@ -40,7 +41,10 @@ impl StoreActivities {
         _ctx: ActivityContext,
         a: StudentAccess,
     ) -> Result<(), ActivityError> {
-        Ok(self.docs.put_access(a).await?)
+        let state = a.state.clone();
+        self.docs.put_access(a).await?;
+        metrics::DECISIONS.with_label_values(&[&state]).inc();
+        Ok(())
     }
 
     #[activity(definition = acts::RecordRevenue)]
@@ -50,6 +54,9 @@ impl StoreActivities {
         row: RevenueRow,
     ) -> Result<bool, ActivityError> {
         let inserted = self.warehouse.record(row.clone()).await?;
+        if inserted {
+            metrics::REVENUE_ROWS.with_label_values(&[row.kind.as_str()]).inc();
+        }
         tracing::info!(key = %row.key, gross = %row.gross, inserted, "revenue row");
         Ok(inserted)
     }
@@ -72,6 +79,11 @@ impl StoreActivities {
         window: ReconcileWindow,
     ) -> Result<ReconcileReport, ActivityError> {
         let report = revenue_reconcile::run(&self.docs, &self.warehouse, &window).await?;
+        for (kind, n) in
+            [("missing", &report.missing), ("extra", &report.extra), ("differing", &report.differing)]
+        {
+            metrics::RECONCILE_DIFFERENCES.with_label_values(&[kind]).inc_by(n.len() as u64);
+        }
         tracing::info!(?report, "revenue reconciliation");
         Ok(report)
     }
@@ -120,7 +132,9 @@ impl TalentLmsActivities {
         email: String,
     ) -> Result<Option<String>, ActivityError> {
         self.pace.wait().await;
-        let user = self.client.find_user_by_email(&email).await.map_err(|e| failure("find user", e))?;
+        let user = self.client.find_user_by_email(&email).await;
+        metrics::talentlms_call("find_user", &user);
+        let user = user.map_err(|e| failure("find user", e))?;
         Ok(user.map(|u| u.id.to_string()))
     }
 
@@ -133,7 +147,9 @@ impl TalentLmsActivities {
         let s = &n.student;
         let new = talentlms::NewUser::for_student(&s.email, &s.first_name, &s.last_name, n.login_suffix);
         self.pace.wait().await;
-        match self.client.create_user(&new).await {
+        let created = self.client.create_user(&new).await;
+        metrics::talentlms_call("create_user", &created);
+        match created {
             Ok(user) => {
                 tracing::info!(user = %user.id, "created TalentLMS user");
                 Ok(Some(user.id.to_string()))
@@ -153,8 +169,9 @@ impl TalentLmsActivities {
         let outcome = self
             .client
             .enroll(&talentlms::UserId(e.user_id.clone()), &talentlms::CourseId(e.course_id.clone()))
-            .await
-            .map_err(|err| failure("enroll", err))?;
+            .await;
+        metrics::talentlms_call("enroll", &outcome);
+        let outcome = outcome.map_err(|err| failure("enroll", err))?;
         tracing::info!(user = %e.user_id, course = %e.course_id, ?outcome, "enroll");
         Ok(())
     }
@@ -179,8 +196,9 @@ impl TalentLmsActivities {
                         &talentlms::UserId(e.user_id.clone()),
                         &talentlms::CourseId(e.course_id.clone()),
                     )
-                    .await
-                    .map_err(|err| failure("unenroll", err))?;
+                    .await;
+                metrics::talentlms_call("unenroll", &outcome);
+                let outcome = outcome.map_err(|err| failure("unenroll", err))?;
                 self.docs.drop_grant(&e.user_id, &e.course_id, &e.workflow_id).await?;
                 tracing::info!(user = %e.user_id, course = %e.course_id, ?outcome, "unenroll");
                 Ok(format!("unenrolled from course {}", e.course_id))

@@ -73,6 +73,10 @@ impl ApiError {
         e
     }
 
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     pub fn unauthorized(message: &str) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod forwarder;
 pub mod journal;
 pub mod links;
+pub mod metrics;
 pub mod ops;
 pub mod revenue_ops;
 pub mod routes;

@@ -29,6 +29,7 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// Signed-in browsers (dashboard, console).
     pub sessions: Sessions,
+    pub metrics_http: reqwest::Client,
 }
 
 /// A running starter: a way to stop it.
@@ -79,7 +80,9 @@ pub async fn serve(settings: Settings, addr: SocketAddr) -> anyhow::Result<Runni
         tokens,
         wake: Arc::new(Notify::new()),
         sessions: Sessions::default(),
+        metrics_http: reqwest::Client::new(),
     };
+    crate::metrics::init();
     let header_timeout = Duration::from_secs(settings.http.header_timeout_secs);
     tokio::spawn(forwarder::run(docs, settings, temporal, state.wake.clone()));
     let router = routes::router(state, warehouse);

@@ -17,7 +17,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::startup::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(crate::metrics::scrape))
 }
 
 async fn healthz(State(s): State<AppState>) -> ApiResult<Json<Value>> {

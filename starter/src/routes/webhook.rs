@@ -53,6 +53,23 @@ fn refuse(status: StatusCode, code: &str, reason: impl Into<String>) -> ApiError
 }
 
 async fn hotmart_webhook(
+    state: State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let answer = receive(state, headers, body).await;
+    let outcome = match &answer {
+        Ok(Json(a)) if a["status"] == "accepted" && a["workflow_id"].is_null() => "ignored",
+        Ok(Json(a)) => a["status"].as_str().unwrap_or("accepted"),
+        Err(e) if e.status() == StatusCode::UNAUTHORIZED => "unauthorized",
+        Err(e) if e.status().is_server_error() => "unavailable",
+        Err(_) => "invalid",
+    };
+    crate::metrics::WEBHOOKS.with_label_values(&[outcome]).inc();
+    answer
+}
+
+async fn receive(
     State(s): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -82,8 +99,11 @@ async fn hotmart_webhook(
     let (key, event_name) = (received.key.clone(), received.event_name.clone().unwrap_or_default());
     match journal::store(&s.docs, received).await {
         Ok(j) => {
-            if j.appended == Appended::New && j.workflow_id.is_some() {
-                s.wake.notify_one();
+            if j.appended == Appended::New {
+                crate::metrics::JOURNAL_APPENDED.inc();
+                if j.workflow_id.is_some() {
+                    s.wake.notify_one();
+                }
             }
             let status = match (&j.quarantined, j.appended) {
                 (Some(_), Appended::New) => "quarantined",

@@ -185,3 +185,69 @@ async fn docs_are_served_without_a_cdn_and_sessions_hold_no_token() {
         .send();
     assert_eq!(r.await.unwrap().status(), 401);
 }
+
+/// The value of one sample (`name{labels}` exactly as exposed) in a Prometheus text page.
+fn sample(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{series} not in:\n{page}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_of_starter_and_worker_move_after_a_purchase() {
+    let mut stack = Stack::spawn(StackOptions::default()).await;
+    let port = tollgate_tests::free_port();
+    stack.kill_worker().await;
+    stack.env.push(("TOLLGATE_WORKER_METRICS_ADDR".into(), format!("127.0.0.1:{port}")));
+    stack.start_worker();
+    let scrape = |url: String| {
+        let http = stack.http.clone();
+        async move {
+            let deadline = Instant::now() + WAIT;
+            loop {
+                match http.get(&url).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+                        assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+                        return r.text().await.unwrap();
+                    }
+                    _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
+                    other => panic!("{url}: {other:?}"),
+                }
+            }
+        }
+    };
+    let starter_url = format!("http://{}/metrics", stack.http_addr);
+    let worker_url = format!("http://127.0.0.1:{port}/metrics");
+    let before = scrape(starter_url.clone()).await;
+    let accepted = r#"tollgate_webhook_requests_total{outcome="accepted"}"#;
+    assert_eq!(sample(&before, accepted), 0.0);
+    assert_eq!(sample(&before, "tollgate_journal_forwarded_total"), 0.0);
+
+    let p = unique_product();
+    stack.link(p, &["101"], &["--policy", "lifetime"]).await;
+    let email = format!("{}@example.com", unique("metrics"));
+    let txn = unique("HP");
+    stack.post(&Sale::one_off(p, &txn, &email).event("PURCHASE_APPROVED", &unique("e"), now_ms())).await;
+    stack.post_raw(b"{}".to_vec(), Some("wrong-token")).await;
+    stack.wait_enrolled(&email, &["101"], WAIT).await;
+    stack.wait_revenue(WAIT, |rows| rows.iter().any(|r| r["transaction"] == txn.as_str())).await;
+
+    let after = scrape(starter_url).await;
+    assert_eq!(sample(&after, accepted), 1.0);
+    assert_eq!(sample(&after, r#"tollgate_webhook_requests_total{outcome="unauthorized"}"#), 1.0);
+    assert_eq!(sample(&after, "tollgate_journal_appended_total"), 1.0);
+    assert_eq!(sample(&after, "tollgate_journal_forwarded_total"), 1.0);
+    assert_eq!(sample(&after, "tollgate_journal_forward_latency_seconds_count"), 1.0);
+    assert_eq!(sample(&after, "tollgate_journal_pending"), 0.0);
+    assert_eq!(sample(&after, "tollgate_journal_quarantined"), 0.0);
+
+    let worker = scrape(worker_url).await;
+    assert!(sample(&worker, r#"tollgate_talentlms_calls_total{operation="enroll",result="ok"}"#) >= 1.0);
+    assert!(sample(&worker, r#"tollgate_revenue_rows_written_total{kind="charge"}"#) >= 1.0);
+    assert!(sample(&worker, r#"tollgate_decisions_total{state="active"}"#) >= 1.0);
+    assert_eq!(sample(&worker, "tollgate_talentlms_rate_limited_total"), 0.0);
+    // The Temporal SDK core's own worker metrics, on the same page.
+    assert!(worker.lines().any(|l| l.starts_with("temporal_")), "no SDK metrics:\n{worker}");
+}
