@@ -2,7 +2,7 @@
 // so the page works under a strict Content-Security-Policy.
 window.addEventListener("load", function () {
   window.ui = SwaggerUIBundle({
-    url: "/openapi.json",
+    url: document.getElementById("swagger-ui").dataset.url,
     dom_id: "#swagger-ui",
     validatorUrl: null,
     deepLinking: true,

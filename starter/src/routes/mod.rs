@@ -114,7 +114,7 @@ async fn docs_page() -> impl IntoResponse {
         Html(
             r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Tollgate staff API</title>
 <link rel="stylesheet" href="/docs/swagger-ui.css"></head>
-<body><div id="swagger-ui"></div>
+<body><div id="swagger-ui" data-url="/openapi.json"></div>
 <script src="/docs/swagger-ui.js"></script><script src="/docs/init.js"></script></body></html>"#,
         ),
     )
