@@ -177,6 +177,30 @@ impl LinkService {
         self.docs.delete_link(product).await?.ok_or(LinkError::NotFound(product))
     }
 
+    /// The school's courses, for the console's picker (empty without a TalentLMS key).
+    pub async fn courses(&self) -> Result<Vec<talentlms::Course>, LinkError> {
+        match &self.talentlms {
+            Some(client) => {
+                client.courses().await.map_err(|e| LinkError::TalentLmsUnavailable(e.to_string()))
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Students of the product whose access is current (they would lose removed courses).
+    pub async fn entitled_students(&self, product: ProductId) -> anyhow::Result<usize> {
+        let mut n = 0;
+        let mut after = None;
+        loop {
+            let page = self.docs.access_by_product(product.0, after, 500).await?;
+            n += page.iter().filter(|a| a.entitled).count();
+            match page.last() {
+                Some(last) if page.len() == 500 => after = Some(last.workflow_id.clone()),
+                _ => return Ok(n),
+            }
+        }
+    }
+
     pub async fn get(&self, product: ProductId) -> Result<CourseLink, LinkError> {
         self.docs.link(product).await?.ok_or(LinkError::NotFound(product))
     }

@@ -30,6 +30,8 @@ pub struct AppState {
     /// Signed-in browsers (dashboard, console).
     pub sessions: Sessions,
     pub metrics_http: reqwest::Client,
+    /// Open when someone may read revenue (dashboard, console).
+    pub warehouse: Option<Warehouse>,
 }
 
 /// A running starter: a way to stop it.
@@ -81,6 +83,7 @@ pub async fn serve(settings: Settings, addr: SocketAddr) -> anyhow::Result<Runni
         wake: Arc::new(Notify::new()),
         sessions: Sessions::default(),
         metrics_http: reqwest::Client::new(),
+        warehouse: warehouse.clone(),
     };
     crate::metrics::init();
     let header_timeout = Duration::from_secs(settings.http.header_timeout_secs);

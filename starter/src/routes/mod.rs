@@ -1,6 +1,7 @@
 //! Every HTTP route, by resource. The webhook and `/healthz` are always served; the staff
 //! API when `TOLLGATE_API_TOKEN` is set; the revenue dashboard when a reader token is.
 
+mod console;
 mod health;
 mod journal;
 mod links;
@@ -30,6 +31,7 @@ pub fn router(state: AppState, warehouse: Option<Warehouse>) -> Router {
             .merge(links::router())
             .merge(students::router())
             .merge(journal::router())
+            .merge(console::router())
             .route("/openapi.json", get(openapi))
             .route("/docs", get(docs_page))
             .route("/docs/swagger-ui.js", get(|| asset("application/javascript", SWAGGER_JS)))

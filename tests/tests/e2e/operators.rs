@@ -251,3 +251,132 @@ async fn metrics_of_starter_and_worker_move_after_a_purchase() {
     // The Temporal SDK core's own worker metrics, on the same page.
     assert!(worker.lines().any(|l| l.starts_with("temporal_")), "no SDK metrics:\n{worker}");
 }
+
+/// A console form's hidden CSRF token.
+fn csrf(html: &str) -> String {
+    let at = html.find(r#"name="csrf" value=""#).expect("a CSRF field") + r#"name="csrf" value=""#.len();
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_console_links_confirmation_student_timeline_and_journal() {
+    let stack = Stack::spawn(StackOptions::default()).await;
+    let base = format!("http://{}", stack.http_addr);
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    // Signed out: the sign-in form; the read-only dashboard token does not open it.
+    let r = browser.get(format!("{base}/console/links")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = browser.post(format!("{base}/console/login")).form(&[("token", tollgate_tests::DASHBOARD_TOKEN)]);
+    assert_eq!(r.send().await.unwrap().status(), 401);
+    let r = browser.post(format!("{base}/console/login")).form(&[("token", tollgate_tests::API_TOKEN)]);
+    let r = r.send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    assert!(!cookie.contains(tollgate_tests::API_TOKEN));
+    let get = |path: String| {
+        let (browser, cookie, base) = (browser.clone(), cookie.clone(), base.clone());
+        async move {
+            let r = browser.get(format!("{base}{path}")).header("cookie", cookie).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let post = |path: &'static str, form: Vec<(&'static str, String)>| {
+        let (browser, cookie, base) = (browser.clone(), cookie.clone(), base.clone());
+        async move {
+            let r = browser
+                .post(format!("{base}{path}"))
+                .header("cookie", cookie)
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+
+    // The picker lists the simulator's courses.
+    let (code, links) = get("/console/links".into()).await;
+    assert_eq!(code, 200, "{links}");
+    for c in ["101", "102", "103"] {
+        assert!(links.contains(&format!(r#"name="courses" value="{c}""#)), "course {c} not in the picker");
+    }
+    let token = csrf(&links);
+    let p = unique_product();
+    // Without the CSRF token nothing changes.
+    let form = |courses: &[&str], extra: Vec<(&'static str, String)>| {
+        let mut f = vec![("product_id", p.to_string()), ("policy", "lifetime".to_string())];
+        f.extend(courses.iter().map(|c| ("courses", c.to_string())));
+        f.extend(extra);
+        f
+    };
+    let (code, _) = post("/console/links", form(&["101", "102"], vec![("csrf", "forged".into())])).await;
+    assert_eq!(code, 403);
+    assert!(stack.starter_cmd(&["links", "list"]).await.lines().all(|l| !l.contains(&format!(":{p},"))));
+    let (code, page) = post("/console/links", form(&["101", "102"], vec![("csrf", token.clone())])).await;
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("signalled 0 running and resumed 0"), "{page}");
+
+    // A student buys; then removing course 102 asks for confirmation with the count.
+    let email = format!("{}@example.com", unique("console"));
+    let txn = unique("HP");
+    stack.post(&Sale::one_off(p, &txn, &email).event("PURCHASE_APPROVED", &unique("e"), now_ms())).await;
+    stack.wait_enrolled(&email, &["101", "102"], WAIT).await;
+    let deadline = Instant::now() + WAIT;
+    let page = loop {
+        let (code, page) = post("/console/links", form(&["101"], vec![("csrf", token.clone())])).await;
+        assert_eq!(code, 409, "{page}");
+        if page.contains(r#"<b id="affected">1</b>"#) || Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(page.contains(r#"<b id="affected">1</b>"#) && page.contains("102"), "{page}");
+    let (code, page) =
+        post("/console/links", form(&["101"], vec![("csrf", token.clone()), ("confirm", "true".into())]))
+            .await;
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("signalled 1 running"), "{page}");
+    stack.wait_enrolled(&email, &["101"], WAIT).await;
+
+    // The student page: state, courses, the decisions timeline, revenue, the Temporal UI link.
+    let (code, student) = get(format!("/console/students?email={email}")).await;
+    assert_eq!(code, 200, "{student}");
+    assert!(student.contains(&purchase_wf(&txn)) && student.contains(r#"class="state">active"#), "{student}");
+    assert!(student.contains("class=\"timeline\"") && student.contains("enrolled"), "{student}");
+    assert!(student.contains("unenrolled") || student.contains("102"), "{student}");
+    assert!(student.contains("/namespaces/default/workflows/"), "{student}");
+    let (_, journal) = get("/console/journal".into()).await;
+    assert!(journal.contains(r#"<b id="quarantined">0</b>"#), "{journal}");
+
+    // A picture of the console for the README (the pages are static HTML: no script).
+    if let Some(bin) = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|b| std::path::Path::new(b).exists())
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let html = dir.path().join("student.html");
+        std::fs::write(&html, &student).unwrap();
+        let shot = dir.path().join("console.png");
+        let out = tokio::process::Command::new(bin)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                "--window-size=1200,900",
+            ])
+            .arg(format!("--user-data-dir={}", dir.path().join("profile").display()))
+            .arg(format!("--screenshot={}", shot.display()))
+            .arg(format!("file://{}", html.display()))
+            .output()
+            .await
+            .unwrap();
+        let png = std::fs::read(&shot)
+            .unwrap_or_else(|_| panic!("no screenshot: {}", String::from_utf8_lossy(&out.stderr)));
+        assert_eq!(&png[1..4], b"PNG");
+        if std::env::var("TOLLGATE_UPDATE_SCREENSHOT").as_deref() == Ok("1") {
+            let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/console.png");
+            std::fs::copy(&shot, docs).unwrap();
+        }
+    }
+}
