@@ -380,3 +380,43 @@ async fn staff_console_links_confirmation_student_timeline_and_journal() {
         }
     }
 }
+
+/// The operator commands on the production warehouse backend (the BigQuery emulator):
+/// `revenue rows` without `--from`, the dashboard JSON and the console's student page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_commands_work_on_bigquery() {
+    let Ok(host) = std::env::var("BIGQUERY_EMULATOR_HOST") else {
+        assert_eq!(
+            std::env::var("TOLLGATE_SKIP_BIGQUERY").as_deref(),
+            Ok("1"),
+            "BIGQUERY_EMULATOR_HOST is not set: start the emulator (scripts/test.sh does) or set TOLLGATE_SKIP_BIGQUERY=1"
+        );
+        return;
+    };
+    let mut stack = Stack::spawn(StackOptions::default()).await;
+    stack.kill_worker().await;
+    stack.kill_starter().await;
+    for (k, v) in [
+        ("TOLLGATE_WAREHOUSE", "bigquery".to_string()),
+        ("BIGQUERY_PROJECT_ID", "test-project".into()),
+        ("BIGQUERY_DATASET", unique("ops_e2e")),
+        ("BIGQUERY_EMULATOR_HOST", host),
+    ] {
+        stack.env.push((k.into(), v));
+    }
+    stack.start_worker();
+    stack.start_starter().await;
+    let p = unique_product();
+    stack.link(p, &["101"], &["--policy", "lifetime"]).await;
+    let email = format!("{}@example.com", unique("bq"));
+    let txn = unique("HP");
+    stack.post(&Sale::one_off(p, &txn, &email).event("PURCHASE_APPROVED", &unique("e"), now_ms())).await;
+    // `revenue rows` without --from: every row, from BigQuery.
+    let rows = stack.wait_revenue(WAIT, |rows| rows.iter().any(|r| r["transaction"] == txn.as_str())).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let (code, b) = stack
+        .api_as("GET", "/api/revenue/daily?currency=BRL", None, Some(tollgate_tests::DASHBOARD_TOKEN))
+        .await;
+    assert_eq!(code, 200, "{b}");
+    assert!(b["courses"].as_array().unwrap().iter().any(|c| c["product_id"] == p), "{b}");
+}
