@@ -4,7 +4,8 @@
 use futures::StreamExt;
 use temporalio_client::{Client, WorkflowListOptions, WorkflowQueryOptions};
 use tollgate_domain::hotmart::Email;
-use tollgate_workflows::{AccessWorkflow, Status};
+use tollgate_workflows::revenue_flows::ReconcileOutcome;
+use tollgate_workflows::{AccessWorkflow, ReconcileWorkflow, Status};
 
 /// Access status of every workflow of a student.
 pub async fn statuses_by_email(client: &Client, email: &str) -> anyhow::Result<Vec<Status>> {
@@ -21,6 +22,27 @@ pub async fn statuses_by_email(client: &Client, email: &str) -> anyhow::Result<V
 pub async fn status(client: &Client, workflow_id: &str) -> anyhow::Result<Status> {
     let handle = client.get_workflow_handle::<AccessWorkflow>(workflow_id.to_string());
     Ok(handle.query(AccessWorkflow::status, (), WorkflowQueryOptions::default()).await?)
+}
+
+/// The latest completed reconciliation runs (scheduled or on demand), newest first, with
+/// their reports.
+pub async fn latest_reconciliations(
+    client: &Client,
+    n: usize,
+) -> anyhow::Result<Vec<(String, ReconcileOutcome)>> {
+    let query = format!(
+        "WorkflowType = {} AND ExecutionStatus = 'Completed'",
+        visibility_literal(tollgate_workflows::revenue_flows::RECONCILE_WORKFLOW_TYPE)
+    );
+    let opts = WorkflowListOptions::builder().limit(n).build();
+    let mut stream = client.list_workflows(query, opts);
+    let mut out = Vec::new();
+    while let Some(wf) = stream.next().await {
+        let id = wf?.id().to_string();
+        let handle = client.get_workflow_handle::<ReconcileWorkflow>(id.clone());
+        out.push((id, handle.get_result(Default::default()).await?));
+    }
+    Ok(out)
 }
 
 /// A string literal of Temporal's visibility query language: a quote (`o'brien@x.com` is a

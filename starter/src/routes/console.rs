@@ -476,7 +476,35 @@ quarantined <b id="quarantined">{}</b></p></section>
             esc(&q.key)
         );
     }
-    body.push_str("</table></section>");
+    body.push_str("</table></section><section><h2>Latest revenue reconciliations</h2>");
+    let reports = match s.temporal.client().await {
+        Ok(c) => ops::latest_reconciliations(c, 5).await,
+        Err(e) => Err(e),
+    };
+    match reports {
+        Ok(reports) if reports.is_empty() => body.push_str(r#"<p class="muted">None has completed yet.</p>"#),
+        Ok(reports) => {
+            body.push_str(
+                r#"<table class="reconciliations"><tr><th>Run</th><th>Window</th><th>Summary</th></tr>"#,
+            );
+            for (id, r) in &reports {
+                let _ = write!(
+                    body,
+                    "<tr><td>{}</td><td>{} to {}</td><td>{}</td></tr>",
+                    esc(id),
+                    when(Some(r.report.from_ms)),
+                    when(Some(r.report.to_ms)),
+                    esc(&r.summary)
+                );
+            }
+            body.push_str("</table>");
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "console: cannot list reconciliations");
+            body.push_str(r#"<p class="error">Temporal did not answer; the reports are in its UI.</p>"#);
+        }
+    }
+    body.push_str("</section>");
     page(StatusCode::OK, "Webhook journal", Some(&session), &body)
 }
 

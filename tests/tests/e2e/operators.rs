@@ -345,8 +345,21 @@ async fn staff_console_links_confirmation_student_timeline_and_journal() {
     assert!(student.contains("class=\"timeline\"") && student.contains("enrolled"), "{student}");
     assert!(student.contains("unenrolled") || student.contains("102"), "{student}");
     assert!(student.contains("/namespaces/default/workflows/"), "{student}");
-    let (_, journal) = get("/console/journal".into()).await;
+    let today = tollgate_domain::metrics::Day::of_ms(now_ms()).to_string();
+    stack.starter_cmd(&["revenue", "reconcile", "--from", &today]).await;
+    let deadline = Instant::now() + WAIT;
+    let journal = loop {
+        let (_, journal) = get("/console/journal".into()).await;
+        if journal.contains("class=\"reconciliations\"") || Instant::now() > deadline {
+            break journal;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
     assert!(journal.contains(r#"<b id="quarantined">0</b>"#), "{journal}");
+    assert!(
+        journal.contains("class=\"reconciliations\"") && journal.contains("revenue-reconcile-"),
+        "{journal}"
+    );
 
     // A picture of the console for the README (the pages are static HTML: no script).
     if let Some(bin) = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
