@@ -433,3 +433,27 @@ async fn operator_commands_work_on_bigquery() {
     assert_eq!(code, 200, "{b}");
     assert!(b["courses"].as_array().unwrap().iter().any(|c| c["product_id"] == p), "{b}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_event_and_workflow_ids_as_fields() {
+    let mut stack = Stack::spawn(StackOptions::default()).await;
+    stack.kill_starter().await;
+    stack.env.push(("TOLLGATE_LOG_FORMAT".into(), "json".into()));
+    stack.start_starter().await;
+    let txn = unique("HP");
+    let event_id = unique("e");
+    let email = format!("{}@example.com", unique("json"));
+    let (code, _) = stack
+        .post(&Sale::one_off(unique_product(), &txn, &email).event("PURCHASE_APPROVED", &event_id, now_ms()))
+        .await;
+    assert_eq!(code, 200);
+    let log = std::fs::read_to_string(stack.dir.path().join("starter.log")).unwrap();
+    let journaled = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|j| j["message"] == "webhook journaled")
+        .unwrap_or_else(|| panic!("no JSON line for the webhook:\n{log}"));
+    assert_eq!(journaled["event_id"], event_id.as_str(), "{journaled}");
+    assert_eq!(journaled["workflow_id"], purchase_wf(&txn).as_str(), "{journaled}");
+    assert_eq!(journaled["level"], "INFO", "{journaled}");
+}
