@@ -21,6 +21,7 @@ export TALENTLMS_URL=${TALENTLMS_URL:-http://127.0.0.1:8089}
 export TALENTLMS_API_KEY=${TALENTLMS_API_KEY:-dev-talentlms-key}
 export TEMPORAL_ADDRESS=${TEMPORAL_ADDRESS:-127.0.0.1:7233}
 export TOLLGATE_LINK_POLL=${TOLLGATE_LINK_POLL:-10s}
+export TOLLGATE_WORKER_METRICS_ADDR=${TOLLGATE_WORKER_METRICS_ADDR:-127.0.0.1:9464}
 
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
@@ -67,7 +68,9 @@ cat <<EOF_MSG
 Tollgate is running (logs in .tollgate/*.log):
   Temporal Web UI   http://127.0.0.1:8233   (search: BuyerEmail = 'demo.student@example.com')
   Webhook           POST http://$TOLLGATE_HTTP_ADDR/webhooks/hotmart   (X-HOTMART-HOTTOK: $TOLLGATE_HOTTOK)
-  Health            http://$TOLLGATE_HTTP_ADDR/healthz
+  Health            http://$TOLLGATE_HTTP_ADDR/healthz   readiness: http://$TOLLGATE_HTTP_ADDR/readyz
+  Staff console     http://$TOLLGATE_HTTP_ADDR/console   (sign in with $TOLLGATE_API_TOKEN)
+  Metrics           http://$TOLLGATE_HTTP_ADDR/metrics (starter)   http://$TOLLGATE_WORKER_METRICS_ADDR/metrics (worker)
   Staff API         http://$TOLLGATE_HTTP_ADDR/docs   (Authorization: Bearer $TOLLGATE_API_TOKEN)
   TalentLMS sim     $TALENTLMS_URL/api/v1/   state: $TALENTLMS_URL/_sim/state
   Student status    $BIN/tollgate-starter status --email demo.student@example.com

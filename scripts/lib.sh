@@ -127,3 +127,14 @@ ensure_chromium() {
   fi
   export CHROMIUM="$bin"
 }
+
+# promtool (Debian's prometheus package) to check docs/alerts.yml; installed if missing
+# (needs root or sudo). The package's daemon is not started here.
+ensure_promtool() {
+  command -v promtool >/dev/null 2>&1 && return 0
+  echo "installing promtool (apt-get install prometheus)..." >&2
+  local sudo=
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 \
+    || { $sudo apt-get update >/dev/null && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null; }
+}

@@ -10,6 +10,10 @@ source scripts/lib.sh
 ensure_disk
 ensure_temporal
 ensure_chromium
+ensure_promtool
+# The shipped alert rules parse and type-check; the Grafana dashboard is valid JSON.
+promtool check rules docs/alerts.yml
+python3 -m json.tool docs/grafana-dashboard.json >/dev/null
 cargo build --locked --workspace --bins --tests
 # Licenses, bans, sources (and advisories where the RustSec database is reachable).
 bash scripts/audit.sh

@@ -44,7 +44,9 @@ async fn call_enroll(
 ) -> Result<talentlms::EnrollOutcome, Failure> {
     let (user, course) = ids(e);
     pace.wait().await;
-    client.enroll(&user, &course).await.map_err(|err| Failure::TalentLms("enroll", err))
+    let outcome = client.enroll(&user, &course).await;
+    crate::metrics::talentlms_call("enroll", &outcome);
+    outcome.map_err(|err| Failure::TalentLms("enroll", err))
 }
 
 /// Drops this key's grant; unenrolls only when it was the last one. Returns what
@@ -75,10 +77,9 @@ pub async fn unenroll(
             Release::Last => {
                 let (user, course) = ids(e);
                 pace.wait().await;
-                let outcome = client
-                    .unenroll(&user, &course)
-                    .await
-                    .map_err(|err| Failure::TalentLms("unenroll", err))?;
+                let outcome = client.unenroll(&user, &course).await;
+                crate::metrics::talentlms_call("unenroll", &outcome);
+                let outcome = outcome.map_err(|err| Failure::TalentLms("unenroll", err))?;
                 tracing::info!(user = %e.user_id, course = %e.course_id, ?outcome, "unenroll");
                 unenrolled = true;
             }

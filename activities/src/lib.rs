@@ -3,6 +3,7 @@
 //! they are created, and revenue rows are keyed.
 
 pub mod enrolment;
+pub mod metrics;
 pub mod revenue_reconcile;
 
 use std::sync::Arc;
@@ -68,7 +69,10 @@ impl StoreActivities {
         _ctx: ActivityContext,
         a: StudentAccess,
     ) -> Result<(), ActivityError> {
-        Ok(self.docs.put_access(a).await?)
+        let state = a.state.clone();
+        self.docs.put_access(a).await?;
+        metrics::DECISIONS.with_label_values(&[&state]).inc();
+        Ok(())
     }
 
     #[activity(definition = acts::RecordRevenue)]
@@ -78,6 +82,9 @@ impl StoreActivities {
         row: RevenueRow,
     ) -> Result<bool, ActivityError> {
         let inserted = self.warehouse.record(row.clone()).await?;
+        if inserted {
+            metrics::REVENUE_ROWS.with_label_values(&[row.kind.as_str()]).inc();
+        }
         tracing::info!(key = %row.key, gross = %row.gross, inserted, "revenue row");
         Ok(inserted)
     }
@@ -100,6 +107,11 @@ impl StoreActivities {
         window: ReconcileWindow,
     ) -> Result<ReconcileReport, ActivityError> {
         let report = revenue_reconcile::run(&self.docs, &self.warehouse, &window).await?;
+        for (kind, n) in
+            [("missing", &report.missing), ("extra", &report.extra), ("differing", &report.differing)]
+        {
+            metrics::RECONCILE_DIFFERENCES.with_label_values(&[kind]).inc_by(n.len() as u64);
+        }
         tracing::info!(?report, "revenue reconciliation");
         Ok(report)
     }
@@ -148,11 +160,9 @@ impl TalentLmsActivities {
         email: String,
     ) -> Result<Option<String>, ActivityError> {
         self.pace.wait().await;
-        let user = self
-            .client
-            .find_user_by_email(&email)
-            .await
-            .map_err(|e| failure(enrolment::Failure::TalentLms("find user", e)))?;
+        let user = self.client.find_user_by_email(&email).await;
+        metrics::talentlms_call("find_user", &user);
+        let user = user.map_err(|e| failure(enrolment::Failure::TalentLms("find user", e)))?;
         Ok(user.map(|u| u.id.to_string()))
     }
 
@@ -165,7 +175,9 @@ impl TalentLmsActivities {
         let s = &n.student;
         let new = talentlms::NewUser::for_student(&s.email, &s.first_name, &s.last_name, n.login_suffix);
         self.pace.wait().await;
-        match self.client.create_user(&new).await {
+        let created = self.client.create_user(&new).await;
+        metrics::talentlms_call("create_user", &created);
+        match created {
             Ok(user) => {
                 tracing::info!(user = %user.id, "created TalentLMS user");
                 Ok(Some(user.id.to_string()))

@@ -2,6 +2,7 @@
 //! at start-up, from the environment), telemetry, shutdown signals, and a lazily
 //! connected Temporal client. The worker and the starter both start here.
 
+pub mod metrics;
 pub mod settings;
 pub mod telemetry;
 pub mod temporal;

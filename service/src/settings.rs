@@ -36,6 +36,12 @@ pub struct Settings {
     pub temporal: TemporalSettings,
     /// `RUST_LOG`.
     pub log_filter: String,
+    /// TOLLGATE_LOG_FORMAT=json: one JSON object per log line (default: text).
+    pub log_json: bool,
+    /// TOLLGATE_WORKER_METRICS_ADDR: where the worker serves `/metrics` (unset: nowhere).
+    pub worker_metrics_addr: Option<SocketAddr>,
+    /// TOLLGATE_TEMPORAL_UI_URL: the Temporal Web UI, for links from the staff console.
+    pub temporal_ui_url: String,
 }
 
 /// The starter's HTTP side.
@@ -50,6 +56,13 @@ pub struct HttpSettings {
     /// TOLLGATE_DASHBOARD_TOKEN: read-only revenue access (the API token also opens it).
     pub dashboard_token: Option<Secret>,
     pub ingress: Ingress,
+    /// TOLLGATE_HTTP_HEADER_TIMEOUT: a client must send its request headers within this.
+    pub header_timeout_secs: u64,
+    /// TOLLGATE_HTTP_BODY_TIMEOUT: a webhook must be received (headers to last body byte)
+    /// and answered within this; a slower client gets 408 and its connection closed.
+    pub body_timeout_secs: u64,
+    /// TOLLGATE_PUBLIC_URL starts with `https://`: session cookies are marked `Secure`.
+    pub https: bool,
 }
 
 /// How an accepted webhook reaches Temporal (TOLLGATE_INGRESS).
@@ -163,7 +176,23 @@ impl Settings {
             Some("direct") => Ingress::Direct,
             Some(other) => bail!("TOLLGATE_INGRESS: {other:?} is not journal or direct"),
         };
+        let log_json = match env.var("TOLLGATE_LOG_FORMAT").as_deref().map(str::trim) {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => bail!("TOLLGATE_LOG_FORMAT: {other:?} is not text or json"),
+        };
+        let worker_metrics_addr = env
+            .var("TOLLGATE_WORKER_METRICS_ADDR")
+            .map(|a| a.parse().map_err(|_| anyhow!("TOLLGATE_WORKER_METRICS_ADDR: {a:?} is not host:port")))
+            .transpose()?;
         Ok(Self {
+            log_json,
+            worker_metrics_addr,
+            temporal_ui_url: env
+                .var("TOLLGATE_TEMPORAL_UI_URL")
+                .unwrap_or_else(|| "http://127.0.0.1:8233".into())
+                .trim_end_matches('/')
+                .to_string(),
             store,
             warehouse,
             task_queue: env.var("TOLLGATE_TASK_QUEUE").unwrap_or_else(|| "tollgate".into()),
@@ -188,6 +217,9 @@ impl Settings {
                 api_token: env.secret("TOLLGATE_API_TOKEN"),
                 dashboard_token: env.secret("TOLLGATE_DASHBOARD_TOKEN"),
                 ingress,
+                header_timeout_secs: env.secs("TOLLGATE_HTTP_HEADER_TIMEOUT", 10)?,
+                body_timeout_secs: env.secs("TOLLGATE_HTTP_BODY_TIMEOUT", 10)?,
+                https: env.var("TOLLGATE_PUBLIC_URL").is_some_and(|u| u.starts_with("https://")),
             },
             temporal,
             log_filter: env.var("RUST_LOG").unwrap_or_else(|| crate::telemetry::DEFAULT_FILTER.into()),
@@ -263,8 +295,15 @@ mod tests {
             ("TOLLGATE_LINK_POLL", "2m"),
             ("TOLLGATE_WORKER_MAX_RSS_MB", "512"),
             ("TALENTLMS_API_KEY", "key"),
+            ("TOLLGATE_LOG_FORMAT", "json"),
+            ("TOLLGATE_WORKER_METRICS_ADDR", "127.0.0.1:9464"),
+            ("TOLLGATE_HTTP_HEADER_TIMEOUT", "5s"),
+            ("TOLLGATE_PUBLIC_URL", "https://tollgate.example.com"),
         ])
         .unwrap();
+        assert!(s.log_json && s.http.https);
+        assert_eq!(s.worker_metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!((s.http.header_timeout_secs, s.http.body_timeout_secs), (5, 10));
         assert_eq!(s.http.addr.port(), 9000);
         assert_eq!(s.http.ingress, Ingress::Direct);
         assert_eq!(s.http.hottok.as_ref().map(Secret::expose), Some("hot"));
@@ -286,6 +325,9 @@ mod tests {
             (&[("TOLLGATE_STORE", "mongo")], "TOLLGATE_STORE"),
             (&[("TOLLGATE_STORE", "firestore")], "FIRESTORE_PROJECT_ID"),
             (&[("TOLLGATE_WAREHOUSE", "bigquery")], "BIGQUERY_PROJECT_ID"),
+            (&[("TOLLGATE_LOG_FORMAT", "xml")], "TOLLGATE_LOG_FORMAT"),
+            (&[("TOLLGATE_WORKER_METRICS_ADDR", "9100")], "TOLLGATE_WORKER_METRICS_ADDR"),
+            (&[("TOLLGATE_HTTP_BODY_TIMEOUT", "slow")], "TOLLGATE_HTTP_BODY_TIMEOUT"),
         ] {
             let e = error(vars);
             assert!(e.contains(name), "{vars:?}: {e}");

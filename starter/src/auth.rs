@@ -10,10 +10,8 @@ use tollgate_service::Secret;
 use tollgate_service::settings::HttpSettings;
 
 use crate::error::ApiError;
+use crate::session::Role;
 use crate::startup::AppState;
-
-/// Name of the dashboard's HttpOnly cookie.
-pub const COOKIE: &str = "tollgate_dashboard";
 
 #[derive(Clone)]
 pub struct Tokens {
@@ -46,6 +44,17 @@ impl Tokens {
         matches(presented, [self.api.as_ref(), self.dashboard.as_ref()])
     }
 
+    /// The role a sign-in token opens, if any.
+    pub fn role(&self, presented: &[u8]) -> Option<Role> {
+        if self.staff(presented) {
+            Some(Role::Staff)
+        } else if self.reader(presented) {
+            Some(Role::Reader)
+        } else {
+            None
+        }
+    }
+
     pub fn api_enabled(&self) -> bool {
         self.api.is_some()
     }
@@ -72,17 +81,6 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| v.to_string())
-}
-
 /// Extractor that admits only requests with the staff API's bearer token.
 pub struct Staff;
 
@@ -97,15 +95,16 @@ impl FromRequestParts<AppState> for Staff {
     }
 }
 
-/// Extractor: a revenue reader with a valid bearer token or dashboard cookie.
+/// Extractor: a revenue reader with a valid bearer token or a signed-in session.
 pub struct Reader;
 
 impl FromRequestParts<AppState> for Reader {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match bearer(&parts.headers).map(str::to_string).or_else(|| cookie_token(&parts.headers)) {
+        match bearer(&parts.headers) {
             Some(t) if state.tokens.reader(t.as_bytes()) => Ok(Reader),
+            None if state.sessions.of(&parts.headers).is_some() => Ok(Reader),
             _ => Err(ApiError::unauthorized("missing or wrong token")),
         }
     }

@@ -34,6 +34,10 @@ pub struct ErrorBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     details: Option<serde_json::Value>,
+    /// On a server-side failure: quote it to whoever runs the service; the details are in
+    /// their log under this id (never in the answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
 }
 
 #[derive(Debug)]
@@ -54,8 +58,23 @@ impl ApiError {
             field: None,
             fields: BTreeMap::new(),
             details: None,
+            request_id: None,
         });
         Self { status, body }
+    }
+
+    /// A failure behind the API (store, warehouse, Temporal, TalentLMS): the client gets
+    /// `public` and a request id; `detail` (SQL, hosts, paths) goes only to the log.
+    pub fn internal(status: StatusCode, error: &str, public: &str, detail: &dyn std::fmt::Display) -> Self {
+        let id = request_id();
+        tracing::error!(request_id = %id, error = %detail, "{public}");
+        let mut e = Self::new(status, error, format!("{public} (request id {id})"));
+        e.body.request_id = Some(id);
+        e
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
     }
 
     pub fn unauthorized(message: &str) -> Self {
@@ -98,15 +117,29 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let id = self.body.request_id.clone();
+        let mut res = (self.status, Json(self.body)).into_response();
+        if let Some(v) = id.and_then(|id| axum::http::HeaderValue::from_str(&id).ok()) {
+            res.headers_mut().insert("x-request-id", v);
+        }
+        res
     }
+}
+
+/// 16 random hex digits: enough to find one request in a day of logs.
+pub fn request_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
 }
 
 /// A backend (store, warehouse, journal) failed: 503, the caller may retry.
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
-        tracing::error!(error = %e, "request failed");
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("{e:#}"))
+        Self::internal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "a backend is unavailable; try again",
+            &format!("{e:#}"),
+        )
     }
 }
 
@@ -147,5 +180,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         Ok(Self(axum::extract::Query::<T>::from_request_parts(parts, state).await?.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_backend_failure_answers_a_request_id_not_its_details() {
+        let e = ApiError::from(anyhow::anyhow!("BigQuery error: SELECT key FROM `p.tollgate.revenue_facts`"));
+        let res = e.into_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let header = res.headers()["x-request-id"].to_str().unwrap().to_string();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["request_id"], header.as_str());
+        let text = body.to_string();
+        assert!(!text.contains("SELECT") && !text.contains("BigQuery"), "{text}");
+        assert!(body["message"].as_str().unwrap().contains(&header), "{body}");
     }
 }

@@ -10,6 +10,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use temporalio_client::{Client, WorkflowIdConflictPolicy, WorkflowStartOptions};
 use tokio::sync::Notify;
+
+use crate::metrics;
 use tollgate_domain::{HotmartEvent, WorkflowKey};
 use tollgate_service::{Settings, Temporal};
 use tollgate_store::{DocStore, JournalEntry};
@@ -34,6 +36,8 @@ pub async fn run(journal: DocStore, settings: Arc<Settings>, temporal: Temporal,
     };
     tracing::info!("forwarder connected to Temporal");
     let mut backoff = Duration::from_millis(200);
+    // When this forwarder first saw each pending entry: forward latency and backlog age.
+    let mut first_seen: std::collections::HashMap<String, std::time::Instant> = Default::default();
     loop {
         let batch = match journal.pending(BATCH).await {
             Ok(b) => b,
@@ -44,9 +48,18 @@ pub async fn run(journal: DocStore, settings: Arc<Settings>, temporal: Temporal,
             }
         };
         if batch.is_empty() {
+            first_seen.clear();
+            metrics::OLDEST_PENDING_AGE.set(0);
             let _ = tokio::time::timeout(IDLE_POLL, wake.notified()).await;
             continue;
         }
+        let now = std::time::Instant::now();
+        for entry in &batch {
+            first_seen.entry(entry.key.clone()).or_insert(now);
+        }
+        // Batches come oldest first: the first entry is the oldest one waiting.
+        let oldest = first_seen.get(&batch[0].key).map_or(0, |t| t.elapsed().as_secs());
+        metrics::OLDEST_PENDING_AGE.set(oldest as i64);
         let n = batch.len();
         let results: Vec<(String, anyhow::Result<()>)> = futures::stream::iter(batch)
             .map(|entry| {
@@ -70,8 +83,17 @@ pub async fn run(journal: DocStore, settings: Arc<Settings>, temporal: Temporal,
                 }
             }
         }
-        if let Err(e) = journal.mark_forwarded(done).await {
-            tracing::error!(error = %e, "cannot mark journal entries forwarded; they will be sent again");
+        let forwarded: Vec<std::time::Instant> = done.iter().filter_map(|k| first_seen.remove(k)).collect();
+        match journal.mark_forwarded(done).await {
+            Ok(()) => {
+                metrics::JOURNAL_FORWARDED.inc_by(forwarded.len() as u64);
+                for t in forwarded {
+                    metrics::FORWARD_LATENCY.observe(t.elapsed().as_secs_f64());
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot mark journal entries forwarded; they will be sent again")
+            }
         }
         if failed > 0 {
             tokio::time::sleep(backoff).await;

@@ -188,7 +188,7 @@ impl LinkService {
             .shortened_by(&link.policy)
             .then(|| format!("{} -> {}", current.policy, link.policy));
         if (!removed.is_empty() || shortened.is_some()) && !confirm {
-            let students_affected = self.students_with_access(product).await?;
+            let students_affected = self.entitled_students(product).await?;
             return Err(LinkError::ConfirmationRequired(Impact {
                 removed_courses: removed,
                 shortened,
@@ -219,14 +219,27 @@ impl LinkService {
         self.docs.delete_link(product).await?.ok_or(LinkError::NotFound(product))
     }
 
-    /// Purchases and subscriptions of the product with access now.
-    async fn students_with_access(&self, product: ProductId) -> anyhow::Result<usize> {
-        let (mut after, mut n) = (None, 0);
+    /// The school's courses, for the console's picker (empty without a TalentLMS key).
+    pub async fn courses(&self) -> Result<Vec<talentlms::Course>, LinkError> {
+        match &self.talentlms {
+            Some(client) => {
+                client.courses().await.map_err(|e| LinkError::TalentLmsUnavailable(e.to_string()))
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Students of the product whose access is current (they would lose removed courses).
+    pub async fn entitled_students(&self, product: ProductId) -> anyhow::Result<usize> {
+        let mut n = 0;
+        let mut after = None;
         loop {
             let page = self.docs.access_by_product(product.0, after, 500).await?;
-            let Some(last) = page.last() else { return Ok(n) };
-            after = Some(last.workflow_id.clone());
             n += page.iter().filter(|a| a.entitled).count();
+            match page.last() {
+                Some(last) if page.len() == 500 => after = Some(last.workflow_id.clone()),
+                _ => return Ok(n),
+            }
         }
     }
 

@@ -6,6 +6,6 @@ use tollgate_starter::cli::Cli;
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::from_env()?;
-    tollgate_service::telemetry::init(&settings.log_filter);
+    tollgate_service::telemetry::init(&settings.log_filter, settings.log_json);
     cli.run(settings).await
 }

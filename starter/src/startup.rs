@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -12,6 +13,7 @@ use tollgate_warehouse::Warehouse;
 
 use crate::auth::Tokens;
 use crate::links::LinkService;
+use crate::session::Sessions;
 use crate::{forwarder, routes};
 
 /// What every handler shares.
@@ -25,6 +27,11 @@ pub struct AppState {
     pub links: LinkService,
     /// Wakes the forwarder when a new event is journaled.
     pub wake: Arc<Notify>,
+    /// Signed-in browsers (dashboard, console).
+    pub sessions: Sessions,
+    pub metrics_http: reqwest::Client,
+    /// Open when someone may read revenue (dashboard, console).
+    pub warehouse: Option<Warehouse>,
 }
 
 /// A running starter: a way to stop it.
@@ -74,17 +81,63 @@ pub async fn serve(settings: Settings, addr: SocketAddr) -> anyhow::Result<Runni
         temporal: temporal.clone(),
         tokens,
         wake: Arc::new(Notify::new()),
+        sessions: Sessions::default(),
+        metrics_http: reqwest::Client::new(),
+        warehouse: warehouse.clone(),
     };
+    crate::metrics::init();
+    let header_timeout = Duration::from_secs(settings.http.header_timeout_secs);
     tokio::spawn(forwarder::run(docs, settings, temporal, state.wake.clone()));
     let router = routes::router(state, warehouse);
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let shutdown = Arc::new(Notify::new());
     let stop = shutdown.clone();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, router).with_graceful_shutdown(async move { stop.notified().await }).await?;
-        Ok(())
-    });
+    let task = tokio::spawn(accept(listener, router, header_timeout, stop));
     tracing::info!(%addr, "listening for Hotmart webhooks on /webhooks/hotmart");
     Ok(Running { shutdown, task })
+}
+
+/// Serves HTTP/1.1 until `stop`, then waits for the requests in flight. A client must
+/// send its request line and headers within `header_timeout` or the connection is closed
+/// (a slow client cannot hold a connection open forever; bodies have their own timeout,
+/// `routes::webhook`).
+async fn accept(
+    listener: TcpListener,
+    router: axum::Router,
+    header_timeout: Duration,
+    stop: Arc<Notify>,
+) -> anyhow::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let stopped = stop.notified();
+    tokio::pin!(stopped);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stopped => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }

@@ -178,7 +178,12 @@ impl Stack {
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
             if let Some(addr) = log[before.min(log.len())..]
                 .lines()
-                .find_map(|l| l.contains("listening").then(|| l.split("addr=").nth(1)).flatten())
+                .filter(|l| l.contains("listening"))
+                .find_map(|l| match serde_json::from_str::<Value>(l) {
+                    // TOLLGATE_LOG_FORMAT=json
+                    Ok(json) => json["addr"].as_str().map(str::to_string),
+                    Err(_) => l.split("addr=").nth(1).map(str::to_string),
+                })
             {
                 self.http_addr = addr.trim().to_string();
                 break;
@@ -313,6 +318,11 @@ impl Stack {
         let r = req.send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Runs a starter subcommand; its stderr goes to `cli.log`.
+    pub async fn starter_output(&self, args: &[&str]) -> std::process::Output {
+        self.command("tollgate-starter", "cli.log").args(args).stdout(Stdio::piped()).output().await.unwrap()
     }
 
     /// Runs a starter subcommand and returns its stdout.

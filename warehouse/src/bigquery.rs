@@ -75,6 +75,10 @@ impl P<'_> {
     }
 }
 
+/// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z, BigQuery's TIMESTAMP range in ms.
+const BQ_MIN_MS: Millis = -62_135_596_800_000;
+const BQ_MAX_MS: Millis = 253_402_300_799_999;
+
 impl BigQueryWarehouse {
     pub async fn open(project: &str, dataset: &str, emulator_host: Option<&str>) -> anyhow::Result<Self> {
         let client = match emulator_host {
@@ -115,7 +119,9 @@ impl BigQueryWarehouse {
         }
         let resp = self.client.job().query(&self.project, req).await?;
         if let Some(errors) = resp.errors.filter(|e| !e.is_empty()) {
-            anyhow::bail!("BigQuery error: {errors:?}\n{sql}");
+            // The statement goes to the log, not into the error: errors can reach users.
+            tracing::debug!(%sql, "failed BigQuery statement");
+            anyhow::bail!("BigQuery error: {errors:?}");
         }
         let affected = resp.num_dml_affected_rows.as_deref().and_then(|n| n.parse().ok()).unwrap_or(0);
         let mut rows = cells(resp.rows);
@@ -254,7 +260,10 @@ impl BigQueryWarehouse {
              ORDER BY occurred_at, key",
             self.t("revenue_facts")
         );
-        let (rows, _) = self.query(&sql, &[P::Int("from", from_ms), P::Int("to", to_ms)]).await?;
+        // BigQuery timestamps span years 1..=9999; an open end (i64::MIN/MAX) means "all".
+        let clamp = |ms: Millis| ms.clamp(BQ_MIN_MS, BQ_MAX_MS);
+        let (rows, _) =
+            self.query(&sql, &[P::Int("from", clamp(from_ms)), P::Int("to", clamp(to_ms))]).await?;
         rows.iter()
             .map(|r| {
                 let currency = s(&r[10])?;

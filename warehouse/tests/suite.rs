@@ -66,7 +66,8 @@ both!(
     rollup_reruns_alike,
     delete_and_window,
     one_reversal_per_transaction,
-    amounts_keep_their_own_currency_and_minor_unit
+    amounts_keep_their_own_currency_and_minor_unit,
+    open_range_reads_every_row
 );
 
 fn day(s: &str) -> Day {
@@ -361,4 +362,13 @@ async fn sqlite_file_from_before_paid_until_is_migrated() {
 
 fn rusqlite_conn(path: &std::path::Path) -> rusqlite::Connection {
     rusqlite::Connection::open(path).unwrap()
+}
+
+/// `revenue rows` without `--from` asks for `[i64::MIN, i64::MAX)`: every backend answers
+/// with every row (BigQuery's own range is years 1..9999).
+async fn open_range_reads_every_row(w: Warehouse) {
+    w.record(row("OR1", RevenueKind::Charge, 1, 100, "BRL", at("2026-02-02", 0))).await.unwrap();
+    w.record(row("OR2", RevenueKind::Refund, 1, -100, "BRL", at("2031-07-07", 0))).await.unwrap();
+    let all = w.rows_between(i64::MIN, i64::MAX).await.unwrap();
+    assert_eq!(all.iter().map(|r| r.transaction.as_str()).collect::<Vec<_>>(), ["OR1", "OR2"]);
 }

@@ -13,7 +13,7 @@ use tollgate_workflows::{AccessWorkflow, ReconcileWorkflow, RollupWorkflow};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
-    tollgate_service::telemetry::init(&settings.log_filter);
+    tollgate_service::telemetry::init(&settings.log_filter, settings.log_json);
     let api_key = settings
         .talentlms_api_key
         .as_ref()
@@ -35,7 +35,7 @@ async fn main() -> anyhow::Result<()> {
         )?,
     };
 
-    let runtime = Runtime::from_current_tokio(Default::default())?;
+    let runtime = Runtime::from_current_tokio(metrics(settings.worker_metrics_addr).await?)?;
     let client = Temporal::new(settings.temporal.clone()).client().await?.clone();
 
     let main_opts = WorkerOptions::new(settings.task_queue.as_str())
@@ -78,6 +78,29 @@ async fn main() -> anyhow::Result<()> {
         std::process::exit(EXIT_RESTART_ME);
     }
     Ok(())
+}
+
+/// With `TOLLGATE_WORKER_METRICS_ADDR`: the SDK core exports its worker metrics on a
+/// loopback port, and `/metrics` on that address serves ours followed by the SDK's.
+async fn metrics(
+    addr: Option<std::net::SocketAddr>,
+) -> anyhow::Result<temporalio_sdk::runtime::RuntimeOptions> {
+    use temporalio_common::telemetry::{
+        PrometheusExporterOptions, TelemetryOptions, start_prometheus_metric_exporter,
+    };
+    let Some(addr) = addr else { return Ok(Default::default()) };
+    tollgate_activities::metrics::init();
+    let sdk = start_prometheus_metric_exporter(
+        PrometheusExporterOptions::builder().socket_addr(([127, 0, 0, 1], 0).into()).build(),
+    )?;
+    let bound =
+        tollgate_service::metrics::serve(addr, Some(format!("http://{}/metrics", sdk.bound_addr))).await?;
+    tracing::info!(addr = %bound, "worker metrics on /metrics");
+    let telemetry = TelemetryOptions::builder().metrics(sdk.meter as std::sync::Arc<_>).build();
+    temporalio_sdk::runtime::RuntimeOptions::builder()
+        .telemetry_options(telemetry)
+        .build()
+        .map_err(anyhow::Error::msg)
 }
 
 /// EX_TEMPFAIL: the supervisor (systemd `Restart=`, Kubernetes) starts a fresh process.

@@ -40,9 +40,12 @@ impl From<LinkError> for ApiError {
                 )
                 .with_details(details)
             }
-            LinkError::TalentLmsUnavailable(_) => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "talentlms_unavailable", e.to_string())
-            }
+            LinkError::TalentLmsUnavailable(detail) => ApiError::internal(
+                StatusCode::BAD_GATEWAY,
+                "talentlms_unavailable",
+                "TalentLMS did not answer whether the courses exist; try again",
+                &detail,
+            ),
             LinkError::Store(e) => e.into(),
         }
     }

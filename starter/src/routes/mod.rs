@@ -1,6 +1,7 @@
 //! Every HTTP route, by resource. The webhook and `/healthz` are always served; the staff
 //! API when `TOLLGATE_API_TOKEN` is set; the revenue dashboard when a reader token is.
 
+mod console;
 mod health;
 mod journal;
 mod links;
@@ -10,7 +11,8 @@ mod webhook;
 
 use axum::Json;
 use axum::Router;
-use axum::response::Html;
+use axum::http::header;
+use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use serde::Deserialize;
 use tollgate_domain::ProductId;
@@ -22,14 +24,19 @@ use crate::startup::AppState;
 
 /// `warehouse` is opened only when someone may read revenue.
 pub fn router(state: AppState, warehouse: Option<Warehouse>) -> Router {
-    let mut router = webhook::router().merge(health::router());
+    let body_timeout = std::time::Duration::from_secs(state.settings.http.body_timeout_secs);
+    let mut router = webhook::router(body_timeout).merge(health::router());
     if state.tokens.api_enabled() {
         router = router
             .merge(links::router())
             .merge(students::router())
             .merge(journal::router())
+            .merge(console::router())
             .route("/openapi.json", get(openapi))
-            .route("/docs", get(docs_page));
+            .route("/docs", get(docs_page))
+            .route("/docs/swagger-ui.js", get(|| asset("application/javascript", SWAGGER_JS)))
+            .route("/docs/swagger-ui.css", get(|| asset("text/css", SWAGGER_CSS)))
+            .route("/docs/init.js", get(|| asset("application/javascript", DOCS_INIT)));
     }
     if let Some(warehouse) = warehouse {
         router = router.merge(revenue::router(warehouse));
@@ -94,13 +101,30 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
 
-async fn docs_page() -> Html<&'static str> {
-    // Scalar's viewer renders /openapi.json; it is loaded from its CDN by the browser.
-    Html(
-        r#"<!doctype html><html><head><title>Tollgate API</title><meta charset="utf-8"/></head>
-<body><script id="api-reference" data-url="/openapi.json"></script>
-<script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script></body></html>"#,
+// Swagger UI, vendored (starter/assets/README.md): the page needs nothing but the starter.
+const SWAGGER_JS: &str = include_str!("../../assets/swagger-ui-5.35.0-bundle.js");
+const SWAGGER_CSS: &str = include_str!("../../assets/swagger-ui-5.35.0.css");
+const DOCS_INIT: &str = include_str!("../../assets/docs-init.js");
+
+async fn docs_page() -> impl IntoResponse {
+    (
+        // Same-origin only: proves the page needs no CDN (a browser would refuse one).
+        [(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'",
+        )],
+        Html(
+            r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Tollgate staff API</title>
+<link rel="stylesheet" href="/docs/swagger-ui.css"></head>
+<body><div id="swagger-ui" data-url="/openapi.json"></div>
+<script src="/docs/swagger-ui.js"></script><script src="/docs/init.js"></script></body></html>"#,
+        ),
     )
+}
+
+/// A vendored file, cached for a day (its name carries its version).
+pub(crate) async fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=86400")], body)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -7,7 +7,7 @@
 //! currency per request.
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -16,8 +16,9 @@ use serde_json::{Value, json};
 use tollgate_domain::metrics::{CourseDay, Currency, Day, DayRange, SubscriptionDay};
 use tollgate_warehouse::Warehouse;
 
-use crate::auth::{COOKIE, Reader, cookie_token};
+use crate::auth::Reader;
 use crate::error::{ApiError, ApiResult, Params};
+use crate::session;
 use crate::startup::AppState;
 
 pub fn router(warehouse: Warehouse) -> Router<AppState> {
@@ -36,12 +37,12 @@ const CHART_JS: &str = include_str!("../../assets/chart-4.6.1.umd.min.js");
 /// Default range when none is given: the last 30 days.
 const DEFAULT_DAYS: i64 = 30;
 
-fn signed_in(token: &str, to: &str) -> Response {
+/// Opens a session for a checked token; the cookie holds the session id, not the token.
+pub(crate) fn signed_in(state: &AppState, headers: &HeaderMap, role: session::Role, to: &str) -> Response {
+    let id = state.sessions.create(role);
     let mut res = Redirect::to(to).into_response();
-    // The token is only ever one of ours (checked before), so it is a valid cookie value.
-    if let Ok(v) = HeaderValue::from_str(&format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/")) {
-        res.headers_mut().insert(header::SET_COOKIE, v);
-    }
+    let https = session::over_https(state.settings.http.https, headers);
+    res.headers_mut().insert(header::SET_COOKIE, session::set_cookie(&id, https));
     res
 }
 
@@ -51,9 +52,9 @@ async fn page(
     Query(q): Query<std::collections::BTreeMap<String, String>>,
 ) -> Response {
     if let Some(token) = q.get("token") {
-        if !state.tokens.reader(token.as_bytes()) {
+        let Some(role) = state.tokens.role(token.as_bytes()) else {
             return (StatusCode::UNAUTHORIZED, Html(login_page("That token is not valid."))).into_response();
-        }
+        };
         let rest: Vec<String> = q
             .iter()
             .filter(|(k, _)| *k != "token")
@@ -61,11 +62,11 @@ async fn page(
             .collect();
         let to =
             if rest.is_empty() { "/dashboard".to_string() } else { format!("/dashboard?{}", rest.join("&")) };
-        return signed_in(token, &to);
+        return signed_in(&state, &headers, role, &to);
     }
-    match cookie_token(&headers) {
-        Some(t) if state.tokens.reader(t.as_bytes()) => Html(PAGE).into_response(),
-        _ => (StatusCode::UNAUTHORIZED, Html(login_page(""))).into_response(),
+    match state.sessions.of(&headers) {
+        Some(_) => Html(PAGE).into_response(),
+        None => (StatusCode::UNAUTHORIZED, Html(login_page(""))).into_response(),
     }
 }
 
@@ -74,11 +75,14 @@ struct LoginForm {
     token: String,
 }
 
-async fn login(State(state): State<AppState>, axum::Form(f): axum::Form<LoginForm>) -> Response {
-    if state.tokens.reader(f.token.trim().as_bytes()) {
-        signed_in(f.token.trim(), "/dashboard")
-    } else {
-        (StatusCode::UNAUTHORIZED, Html(login_page("That token is not valid."))).into_response()
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<LoginForm>,
+) -> Response {
+    match state.tokens.role(f.token.trim().as_bytes()) {
+        Some(role) => signed_in(&state, &headers, role, "/dashboard"),
+        None => (StatusCode::UNAUTHORIZED, Html(login_page("That token is not valid."))).into_response(),
     }
 }
 
@@ -194,7 +198,7 @@ async fn subscriptions(
     }))
 }
 
-fn html_escape(s: &str) -> String {
+pub(crate) fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 

@@ -32,8 +32,14 @@ use crate::startup::AppState;
 const MAX_BODY: usize = 1024 * 1024;
 const HOTTOK_HEADER: &str = "x-hotmart-hottok";
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/webhooks/hotmart", post(hotmart_webhook)).layer(DefaultBodyLimit::max(MAX_BODY))
+/// `body_timeout`: the whole request (body included) must arrive and be answered within
+/// it, else 408 and the connection closes: a client trickling its body cannot hold the
+/// ingress (the journal commit itself takes milliseconds).
+pub fn router(body_timeout: std::time::Duration) -> Router<AppState> {
+    Router::new()
+        .route("/webhooks/hotmart", post(hotmart_webhook))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, body_timeout))
 }
 
 fn unauthorized(header: bool) -> ApiError {
@@ -47,6 +53,23 @@ fn refuse(status: StatusCode, code: &str, reason: impl Into<String>) -> ApiError
 }
 
 async fn hotmart_webhook(
+    state: State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let answer = receive(state, headers, body).await;
+    let outcome = match &answer {
+        Ok(Json(a)) if a["status"] == "accepted" && a["workflow_id"].is_null() => "ignored",
+        Ok(Json(a)) => a["status"].as_str().unwrap_or("accepted"),
+        Err(e) if e.status() == StatusCode::UNAUTHORIZED => "unauthorized",
+        Err(e) if e.status().is_server_error() => "unavailable",
+        Err(_) => "invalid",
+    };
+    crate::metrics::WEBHOOKS.with_label_values(&[outcome]).inc();
+    answer
+}
+
+async fn receive(
     State(s): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -76,8 +99,11 @@ async fn hotmart_webhook(
     let (key, event_name) = (received.key.clone(), received.event_name.clone().unwrap_or_default());
     match journal::store(&s.docs, received).await {
         Ok(j) => {
-            if j.appended == Appended::New && j.workflow_id.is_some() {
-                s.wake.notify_one();
+            if j.appended == Appended::New {
+                crate::metrics::JOURNAL_APPENDED.inc();
+                if j.workflow_id.is_some() {
+                    s.wake.notify_one();
+                }
             }
             let status = match (&j.quarantined, j.appended) {
                 (Some(_), Appended::New) => "quarantined",

@@ -6,6 +6,7 @@ mod access;
 mod api;
 mod ingress;
 mod ledger;
+mod operators;
 mod replay;
 mod revenue;
 mod samples;

@@ -1,0 +1,97 @@
+//! The starter's metrics, served at `/metrics` (Prometheus text): webhook requests by
+//! outcome, the journal (appended, forwarded, pending, oldest pending age, quarantined)
+//! and how long an entry waits in the journal before Temporal accepts it.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    Histogram, IntCounter, IntCounterVec, IntGauge, register_histogram, register_int_counter,
+    register_int_counter_vec, register_int_gauge,
+};
+
+use crate::startup::AppState;
+
+/// Webhook deliveries by outcome: `accepted`, `duplicate`, `quarantined`, `ignored` (no
+/// workflow), `unauthorized`, `invalid`, `unavailable` (journal write failed).
+pub static WEBHOOKS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "tollgate_webhook_requests_total",
+        "Hotmart webhook requests by outcome",
+        &["outcome"]
+    )
+    .expect("metric registers once")
+});
+
+pub static JOURNAL_APPENDED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!("tollgate_journal_appended_total", "New journal entries (first deliveries)")
+        .expect("metric registers once")
+});
+
+pub static JOURNAL_FORWARDED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!("tollgate_journal_forwarded_total", "Journal entries Temporal accepted")
+        .expect("metric registers once")
+});
+
+/// From the first time the forwarder saw an entry pending to Temporal accepting it.
+pub static FORWARD_LATENCY: LazyLock<Histogram> = LazyLock::new(|| {
+    register_histogram!(
+        "tollgate_journal_forward_latency_seconds",
+        "Time from a journal entry pending to Temporal accepting it",
+        vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0]
+    )
+    .expect("metric registers once")
+});
+
+/// Age of the oldest entry still waiting for Temporal (0 when none), kept by the forwarder.
+pub static OLDEST_PENDING_AGE: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "tollgate_journal_oldest_pending_age_seconds",
+        "How long the oldest journal entry has waited for Temporal"
+    )
+    .expect("metric registers once")
+});
+
+static PENDING: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!("tollgate_journal_pending", "Journal entries not yet forwarded")
+        .expect("metric registers once")
+});
+
+static QUARANTINED: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!("tollgate_journal_quarantined", "Journal entries the parser could not read")
+        .expect("metric registers once")
+});
+
+static ENTRIES: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!("tollgate_journal_entries", "Journal entries").expect("metric registers once")
+});
+
+/// Registers every series at zero, so alerts see them before the first event.
+pub fn init() {
+    for outcome in
+        ["accepted", "duplicate", "quarantined", "ignored", "unauthorized", "invalid", "unavailable"]
+    {
+        WEBHOOKS.with_label_values(&[outcome]);
+    }
+    LazyLock::force(&JOURNAL_APPENDED);
+    LazyLock::force(&JOURNAL_FORWARDED);
+    LazyLock::force(&FORWARD_LATENCY);
+    LazyLock::force(&OLDEST_PENDING_AGE);
+}
+
+/// `GET /metrics`: the journal gauges are read from the store at scrape time.
+pub async fn scrape(
+    axum::extract::State(s): axum::extract::State<AppState>,
+) -> impl axum::response::IntoResponse {
+    match s.docs.journal_counts().await {
+        Ok((entries, pending)) => {
+            ENTRIES.set(entries);
+            PENDING.set(pending);
+        }
+        Err(e) => tracing::warn!(error = %format!("{e:#}"), "metrics: cannot count the journal"),
+    }
+    match s.docs.quarantine_stats().await {
+        Ok(q) => QUARANTINED.set(q.count as i64),
+        Err(e) => tracing::warn!(error = %format!("{e:#}"), "metrics: cannot read the quarantine"),
+    }
+    tollgate_service::metrics::respond(None, &s.metrics_http).await
+}
