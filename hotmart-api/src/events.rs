@@ -191,6 +191,23 @@ pub fn subscription_events(
     out
 }
 
+/// Every event the records imply, in a stable order (subscriptions, then sales).
+pub fn derive(
+    subscriptions: &[(Subscription, Vec<SubscriptionPurchase>)],
+    sales: &[Sale],
+    source: Source,
+    observed_at: Millis,
+) -> Vec<Derived> {
+    let mut out = Vec::new();
+    for (sub, charges) in subscriptions {
+        out.extend(subscription_events(sub, charges, source, observed_at));
+    }
+    for sale in sales {
+        out.extend(sale_events(sale, source, observed_at));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

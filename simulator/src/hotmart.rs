@@ -113,7 +113,7 @@ impl School {
                 let charges: i64 = rng.random_range(1..13);
                 let (status, next) = match rng.random_range(0..100) {
                     0..45 => ("ACTIVE", now_ms + rng.random_range(3..28) * DAY_MS),
-                    45..55 => ("OVERDUE", now_ms - rng.random_range(3..20) * DAY_MS),
+                    45..55 => ("OVERDUE", now_ms - rng.random_range(5..20) * DAY_MS),
                     55..70 => ("CANCELLED_BY_CUSTOMER", now_ms + rng.random_range(3..28) * DAY_MS),
                     70..85 => ("CANCELLED_BY_CUSTOMER", now_ms - rng.random_range(3..200) * DAY_MS),
                     _ => ("INACTIVE", now_ms - rng.random_range(3..200) * DAY_MS),
