@@ -1,15 +1,17 @@
 //! Onboarding from Hotmart's API end to end: a school's existing customers (lifetime,
 //! fixed-term, active, overdue, cancelled and refunded) in the Hotmart simulator are
 //! imported through the `HotmartImport` workflow and end with exactly the enrolments the
-//! access rules imply, while the Hotmart simulator injects 5xx, 429s and token expiry; a
-//! dry run before it changes nothing; re-running the import changes nothing.
+//! access rules imply, while the Hotmart simulator injects 5xx, 429s and token expiry and
+//! webhooks keep arriving (nothing doubles); a dry run before it changes nothing;
+//! re-running the import changes nothing.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tollgate_domain::fixtures::Sale;
 use tollgate_simulator::hotmart::{self, HotmartConfig, HotmartFaults, School, SchoolProducts};
-use tollgate_tests::{Stack, StackOptions, now_ms, unique_product};
+use tollgate_tests::{Stack, StackOptions, now_ms, unique, unique_product};
 
 const DAY: i64 = 86_400_000;
 const CUSTOMERS: usize = 200;
@@ -47,12 +49,44 @@ fn expected(school: &School, p: SchoolProducts, now: i64) -> BTreeSet<(String, S
     out
 }
 
+/// Webhooks sent while the import runs, with the buyer's email: the approval of the
+/// latest charge of every tenth subscription (as Hotmart sent it, under its own event
+/// id), and 20 new lifetime buyers the API has not listed.
+fn webhook_stream(school: &School, p: SchoolProducts) -> Vec<(Value, String)> {
+    let mut out = Vec::new();
+    for r in school.subscriptions.iter().step_by(10) {
+        let s = &r.subscription;
+        let (email, code) =
+            (s["subscriber"]["email"].as_str().unwrap(), s["subscriber_code"].as_str().unwrap());
+        let last = r.purchases.last().unwrap();
+        let txn = last["transaction"].as_str().unwrap();
+        let mut sale = Sale::subscription(
+            p.subscription,
+            code,
+            txn,
+            email,
+            last["recurrency_number"].as_u64().unwrap() as u32,
+            s["date_next_charge"].as_i64().unwrap(),
+        );
+        sale.approved_date = last["approved_date"].as_i64();
+        sale.price = Some("49.9".into());
+        let at = sale.approved_date.unwrap();
+        out.push((sale.event("PURCHASE_APPROVED", &format!("wh-{txn}"), at), email.to_string()));
+    }
+    for i in 0..20 {
+        let email = format!("{}@new.example", unique("buyer"));
+        let sale = Sale::one_off(p.lifetime, &format!("HPNEW{}x{i}", p.lifetime), &email);
+        out.push((sale.event("PURCHASE_APPROVED", &unique("wh-new"), now_ms()), email));
+    }
+    out
+}
+
 fn enrolled(stack: &Stack) -> BTreeSet<(String, String)> {
     stack.sim.enrollments().into_iter().collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn import_existing_customers_with_faults_then_reimport_changes_nothing() {
+async fn import_existing_customers_with_faults_and_webhooks_then_reimport_changes_nothing() {
     let products = SchoolProducts {
         lifetime: unique_product(),
         fixed_term: unique_product(),
@@ -95,12 +129,29 @@ async fn import_existing_customers_with_faults_then_reimport_changes_nothing() {
     assert_eq!(stack.health().await["journal"]["entries"], 0, "the dry run journaled something");
     assert!(enrolled(&stack).is_empty());
 
-    // The import, through 5xx, 429s and expired tokens.
+    // The import, through 5xx, 429s and expired tokens, while webhooks keep arriving:
+    // real approvals (Hotmart's own ids) of charges the import also reads, and new buyers.
     hm.set_faults(HotmartFaults { error_rate: 0.1, rate_limited_rate: 0.1, expired_token_rate: 0.03 });
+    let webhooks = webhook_stream(&school, products);
+    let mut want = want;
+    for (_, email) in webhooks
+        .iter()
+        .filter(|(b, _)| b["data"]["purchase"]["transaction"].as_str().unwrap().starts_with("HPNEW"))
+    {
+        want.insert((email.clone(), "101".to_string()));
+    }
     let started = Instant::now();
-    let out = tokio::time::timeout(Duration::from_secs(300), stack.starter_cmd(&["hotmart", "import"]))
-        .await
-        .unwrap_or_else(|_| panic!("the import did not finish\n{}", stack.logs()));
+    let (out, ()) = tokio::join!(
+        tokio::time::timeout(Duration::from_secs(300), stack.starter_cmd(&["hotmart", "import"])),
+        async {
+            for (body, _) in &webhooks {
+                let (status, answer) = stack.post(body).await;
+                assert_eq!(status, 200, "{answer}");
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            }
+        }
+    );
+    let out = out.unwrap_or_else(|_| panic!("the import did not finish\n{}", stack.logs()));
     let done: Value = serde_json::from_str(&out).unwrap();
     let import_time = started.elapsed();
     assert_eq!(done["phase"]["list"], "done", "{done:#}");
@@ -126,7 +177,11 @@ async fn import_existing_customers_with_faults_then_reimport_changes_nothing() {
         state.max_calls_per_minute,
         want.len()
     );
-    let rows = stack.revenue().await.len();
+    // One row per charge and reversal, whichever of the webhook and the import told it.
+    let new_buyers = want.len() - expected(&school, products, now).len();
+    let rows = dry["revenue_rows"].as_array().unwrap().len() + new_buyers;
+    stack.wait_revenue(Duration::from_secs(60), |r| r.len() >= rows).await;
+    assert_eq!(stack.revenue().await.len(), rows);
     let entries = stack.health().await["journal"]["entries"].clone();
 
     // Again: every id is journaled already, so nothing changes.
