@@ -460,11 +460,16 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-fn num(q: &Params, name: &str) -> Result<Option<i64>, Response> {
+/// A numeric query parameter; `Err` is the 400 to answer.
+fn num(q: &Params, name: &str) -> Result<Option<i64>, Box<Response>> {
     q.get(name)
         .map(|v| {
             v.parse().map_err(|_| {
-                error(StatusCode::BAD_REQUEST, "invalid_parameter", &format!("{name} is not a number"))
+                Box::new(error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_parameter",
+                    &format!("{name} is not a number"),
+                ))
             })
         })
         .transpose()
@@ -482,7 +487,7 @@ fn str_at<'a>(v: &'a Value, at: &str) -> Option<&'a str> {
 fn page(items: Vec<Value>, q: &Params) -> Response {
     let max = match num(q, "max_results") {
         Ok(m) => m.unwrap_or(50).clamp(1, 500) as usize,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     let offset = match q.get("page_token") {
         None => 0,
@@ -505,7 +510,7 @@ fn page(items: Vec<Value>, q: &Params) -> Response {
 async fn sales_history(State(sim): State<Arc<HotmartSim>>, Query(q): Query<Params>) -> Response {
     let (product, start, end) = match (num(&q, "product_id"), num(&q, "start_date"), num(&q, "end_date")) {
         (Ok(p), Ok(s), Ok(e)) => (p, s, e),
-        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
+        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return *r,
     };
     let status = q.get("transaction_status").cloned();
     let transaction = q.get("transaction").cloned();
@@ -538,7 +543,7 @@ async fn subscriptions(State(sim): State<Arc<HotmartSim>>, Query(q): Query<Param
     let (product, from, to) =
         match (num(&q, "product_id"), num(&q, "accession_date"), num(&q, "end_accession_date")) {
             (Ok(p), Ok(s), Ok(e)) => (p, s, e),
-            (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
+            (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return *r,
         };
     // Hotmart's default window: accession in the last 30 days.
     let (from, to) = match (from, to) {

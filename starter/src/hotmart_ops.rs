@@ -69,12 +69,9 @@ fn draw(p: &ImportProgress) {
     };
     let (done, total) = (p.phase_done, p.phase_total.unwrap_or(0).max(p.phase_done));
     let width: u64 = 24;
-    let filled = if p.phase == Phase::Done {
-        width
-    } else if total == 0 {
-        0
-    } else {
-        done * width / total
+    let filled = match p.phase {
+        Phase::Done => width,
+        _ => (done * width).checked_div(total).unwrap_or(0),
     };
     let bar: String = (0..width).map(|i| if i < filled { '#' } else { '.' }).collect();
     eprint!(
@@ -164,8 +161,8 @@ pub async fn dry_run(
         let before = facts.clone();
         new.iter().for_each(|e| _ = facts.apply(e));
         let Some(product) = facts.product_id else { continue };
-        if !links.contains_key(&product) {
-            links.insert(product, docs.link(product).await?);
+        if let std::collections::hash_map::Entry::Vacant(slot) = links.entry(product) {
+            slot.insert(docs.link(product).await?);
         }
         let link = links[&product].as_ref();
         if link.is_none() {
