@@ -4,6 +4,7 @@
 
 pub mod enrolment;
 pub mod metrics;
+pub mod hotmart;
 pub mod revenue_reconcile;
 
 use std::sync::Arc;
@@ -98,6 +99,15 @@ impl StoreActivities {
         let rollup = self.warehouse.rollup_day(day).await?;
         tracing::info!(%day, courses = rollup.courses.len(), "daily rollup written");
         Ok(rollup)
+    }
+
+    #[activity(definition = acts::DeliverHotmart)]
+    pub async fn deliver_hotmart(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        d: acts::HotmartDelivery,
+    ) -> Result<acts::DeliveryReport, ActivityError> {
+        Ok(hotmart::deliver(&self.docs, &d).await?)
     }
 
     #[activity(definition = acts::ReconcileRevenue)]

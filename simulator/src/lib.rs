@@ -5,6 +5,7 @@
 
 mod admin;
 mod api;
+pub mod hotmart;
 mod state;
 
 use std::collections::BTreeMap;

@@ -37,6 +37,20 @@ struct Cli {
     slow_rate: f64,
     #[arg(long, default_value_t = 0)]
     slow_ms: u64,
+    /// Also serve the Hotmart API stand-in here (token, sales, subscriptions, products).
+    #[arg(long, env = "HOTMART_SIM_ADDR")]
+    hotmart_addr: Option<SocketAddr>,
+    /// Seed the Hotmart stand-in from this JSON file ({products, sales, subscriptions}).
+    #[arg(long, requires = "hotmart_addr", conflicts_with = "hotmart_customers")]
+    hotmart_seed_file: Option<std::path::PathBuf>,
+    /// Or generate this many customers (products 1001 lifetime, 1002 fixed-term, 1003 subscription).
+    #[arg(long, requires = "hotmart_addr")]
+    hotmart_customers: Option<usize>,
+    #[arg(long, default_value_t = 1)]
+    hotmart_seed: u64,
+    /// Hotmart calls allowed per minute.
+    #[arg(long, default_value_t = 500)]
+    hotmart_rate_limit: u32,
 }
 
 fn rate(s: &str) -> Result<f64, String> {
@@ -70,6 +84,23 @@ async fn main() -> anyhow::Result<()> {
         rate_window: Duration::from_secs(cli.rate_window_secs),
         faults,
     };
+    if let Some(addr) = cli.hotmart_addr {
+        use tollgate_simulator::hotmart::{self, HotmartConfig, School, SchoolProducts};
+        let school = match (&cli.hotmart_seed_file, cli.hotmart_customers) {
+            (Some(path), _) => School::load(path)?,
+            (None, Some(n)) => {
+                let products = SchoolProducts { lifetime: 1001, fixed_term: 1002, subscription: 1003 };
+                School::generate(n, cli.hotmart_seed, chrono::Utc::now().timestamp_millis(), products)
+            }
+            (None, None) => School::default(),
+        };
+        let config = HotmartConfig { rate_limit: cli.hotmart_rate_limit, school, ..Default::default() };
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        tracing::info!(addr = %listener.local_addr()?, ?config, "Hotmart simulator listening");
+        tokio::spawn(hotmart::serve(listener, config, async {
+            let _ = tokio::signal::ctrl_c().await;
+        }));
+    }
     let listener = tokio::net::TcpListener::bind(cli.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, ?config, "TalentLMS simulator listening");
     tollgate_simulator::serve(listener, config, async {

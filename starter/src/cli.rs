@@ -12,7 +12,7 @@ use tollgate_warehouse::Warehouse;
 
 use crate::links::{LinkError, LinkInput, LinkService};
 use crate::revenue_ops::{self, ScheduleSettings};
-use crate::{journal, ops, startup};
+use crate::{hotmart_ops, journal, ops, startup};
 
 /// Tollgate starter: Hotmart webhook ingress and operator commands.
 #[derive(Parser)]
@@ -50,12 +50,34 @@ enum Cmd {
         #[command(subcommand)]
         cmd: SchedulesCmd,
     },
+    /// Hotmart's REST API: import the customers a school had before Tollgate.
+    Hotmart {
+        #[command(subcommand)]
+        cmd: HotmartCmd,
+    },
     /// Show a student's access (by email) or one workflow's, with the reasons.
     Status {
         #[arg(long, conflicts_with = "workflow_id")]
         email: Option<String>,
         #[arg(long)]
         workflow_id: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum HotmartCmd {
+    /// Read every subscription and sale from Hotmart and deliver what Tollgate would have
+    /// received (a `HotmartImport` workflow; re-running it changes nothing twice).
+    Import {
+        /// Only subscriptions and sales that started on or after this UTC day (YYYY-MM-DD).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this product.
+        #[arg(long)]
+        product: Option<i64>,
+        /// Print what would change (students to enroll and unenroll, revenue rows); touch nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -240,6 +262,40 @@ impl Cli {
                 };
                 for (id, what) in revenue_ops::apply_schedules(client, &settings.task_queue, &s).await? {
                     println!("{id}: {what}");
+                }
+            }
+            Cmd::Hotmart { cmd: HotmartCmd::Import { since, product, dry_run } } => {
+                let since_ms = since
+                    .map(|d| d.parse::<tollgate_domain::metrics::Day>().map(|d| d.start_ms()))
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?;
+                if dry_run {
+                    let env = hotmart_api::HotmartEnv::from_env()?.ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "set HOTMART_CLIENT_ID and HOTMART_CLIENT_SECRET (and HOTMART_API_URL)"
+                        )
+                    })?;
+                    let docs = DocStore::open(&settings.store).await?;
+                    let now = tollgate_store::now_ms();
+                    let report = hotmart_ops::dry_run(&docs, &env.client()?, since_ms, product, now).await?;
+                    eprintln!(
+                        "dry run: {} new of {} events; {} to enroll, {} to unenroll, {} revenue rows; nothing changed",
+                        report.new_events,
+                        report.events,
+                        report.to_enroll.len(),
+                        report.to_unenroll.len(),
+                        report.revenue_rows.len()
+                    );
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    let queue = tollgate_workflows::import::hotmart_queue(
+                        &settings.task_queue,
+                        std::env::var("TOLLGATE_HOTMART_QUEUE").ok(),
+                    );
+                    let client = temporal.client().await?;
+                    let req = hotmart_ops::request(since_ms, product, queue);
+                    let done = hotmart_ops::import(client, &settings.task_queue, req).await?;
+                    println!("{}", serde_json::to_string_pretty(&done)?);
                 }
             }
             Cmd::Status { email, workflow_id } => {

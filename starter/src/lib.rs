@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod error;
 pub mod forwarder;
+pub mod hotmart_ops;
 pub mod journal;
 pub mod links;
 pub mod metrics;

@@ -8,7 +8,7 @@ use tollgate_activities::{StoreActivities, TalentLmsActivities};
 use tollgate_service::{Settings, Temporal};
 use tollgate_store::DocStore;
 use tollgate_warehouse::Warehouse;
-use tollgate_workflows::{AccessWorkflow, ReconcileWorkflow, RollupWorkflow};
+use tollgate_workflows::{AccessWorkflow, ImportWorkflow, ReconcileWorkflow, RollupWorkflow};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -42,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
         .register_workflow::<AccessWorkflow>()?
         .register_workflow::<RollupWorkflow>()?
         .register_workflow::<ReconcileWorkflow>()?
+        .register_workflow::<ImportWorkflow>()?
         .register_activities(store_acts)
         .max_cached_workflows(settings.max_cached_workflows)
         // A crashed worker's sticky queue holds a timer's task this long before another
@@ -52,15 +53,41 @@ async fn main() -> anyhow::Result<()> {
         .register_activities(talent_acts)
         .max_task_queue_activities_per_second(settings.talentlms_max_rps)
         .build();
+    // Hotmart API reads (import, reconciliation) run only where credentials are set, on
+    // their own queue capped at HOTMART_MAX_PER_MINUTE for every worker together.
+    let hotmart_queue = tollgate_workflows::import::hotmart_queue(
+        &settings.task_queue,
+        std::env::var("TOLLGATE_HOTMART_QUEUE").ok(),
+    );
+    let mut hotmart_worker = match hotmart_api::HotmartEnv::from_env()? {
+        Some(env) => {
+            let acts = tollgate_activities::hotmart::HotmartApiActivities { client: env.client()? };
+            let opts = WorkerOptions::new(hotmart_queue.as_str())
+                .register_activities(acts)
+                .max_task_queue_activities_per_second(env.max_per_minute / 60.0)
+                .build();
+            tracing::info!(queue = %hotmart_queue, endpoints = ?env.endpoints, "Hotmart API activities enabled");
+            Some(Worker::new(&runtime, client.clone(), opts)?)
+        }
+        None => None,
+    };
+    let stop_hotmart = hotmart_worker.as_mut().map(|w| w.shutdown_handle());
     let mut main_worker = Worker::new(&runtime, client.clone(), main_opts)?;
     let mut talent_worker = Worker::new(&runtime, client, talent_opts)?;
     let (stop_main, stop_talent) = (main_worker.shutdown_handle(), talent_worker.shutdown_handle());
     tracing::info!(task_queue = %settings.task_queue, talentlms_queue = %settings.rules.talentlms_task_queue, "worker running");
     // Workers are !Send: both run on this task.
     let run = async {
-        let (a, b) = tokio::join!(main_worker.run(), talent_worker.run());
+        let hotmart = async {
+            match hotmart_worker.as_mut() {
+                Some(w) => w.run().await,
+                None => Ok(()),
+            }
+        };
+        let (a, b, c) = tokio::join!(main_worker.run(), talent_worker.run(), hotmart);
         a?;
         b?;
+        c?;
         anyhow::Ok(())
     };
     tokio::pin!(run);
@@ -72,6 +99,9 @@ async fn main() -> anyhow::Result<()> {
     tracing::warn!(reason = %stop, "shutting down: finishing in-flight tasks");
     stop_main();
     stop_talent();
+    if let Some(stop) = stop_hotmart {
+        stop();
+    }
     run.await?;
     tracing::info!("worker stopped");
     if let Stop::MemoryCeiling { .. } = stop {

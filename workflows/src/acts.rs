@@ -117,3 +117,55 @@ activity!(
     /// Compares revenue rows with the webhook journal over a window; repairs on request.
     ReconcileRevenue, "reconcile", ReconcileWindow => ReconcileReport
 );
+
+/// One page request of a Hotmart list (subscriptions or sales history).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageRequest {
+    pub since_ms: Option<i64>,
+    /// Upper bound of the accession / order date (the import's start).
+    pub until_ms: i64,
+    pub product_id: Option<i64>,
+    pub page_size: u32,
+    pub page_token: Option<String>,
+    /// Sales history: the `transaction_status` filter.
+    pub status: Option<String>,
+}
+
+/// API records to turn into webhook events and journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HotmartDelivery {
+    pub source: hotmart_api::events::Source,
+    pub observed_at_ms: i64,
+    pub subscriptions: Vec<(hotmart_api::Subscription, Vec<hotmart_api::SubscriptionPurchase>)>,
+    pub sales: Vec<hotmart_api::Sale>,
+}
+
+/// What a delivery did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryReport {
+    pub events: u64,
+    /// Journaled now (the rest the journal had already).
+    pub new: u64,
+    /// Ids of the new events.
+    pub new_ids: Vec<String>,
+}
+
+// Each Hotmart activity makes one API call (plus, rarely, a token fetch), on the Hotmart
+// task queue whose dispatch rate the server caps for every worker.
+activity!(
+    /// One page of subscriptions (every status) in the request's accession window.
+    HotmartSubscriptionsPage, "hotmart_subscriptions_page", PageRequest => hotmart_api::Page<hotmart_api::Subscription>
+);
+activity!(
+    /// Every charge of one subscription.
+    HotmartSubscriptionPurchases, "hotmart_subscription_purchases", String => Vec<hotmart_api::SubscriptionPurchase>
+);
+activity!(
+    /// One page of the sales history with the request's status.
+    HotmartSalesPage, "hotmart_sales_page", PageRequest => hotmart_api::Page<hotmart_api::Sale>
+);
+activity!(
+    /// Turns API records into webhook bodies and journals them by id (the forwarder
+    /// delivers them); an id the journal has is left alone.
+    DeliverHotmart, "deliver_hotmart", HotmartDelivery => DeliveryReport
+);

@@ -4,8 +4,10 @@
 //! are implemented in the `activities` crate.
 
 pub mod acts;
+pub mod import;
 pub mod revenue_flows;
 pub mod workflow;
 
+pub use import::ImportWorkflow;
 pub use revenue_flows::{ReconcileWorkflow, RollupWorkflow};
 pub use workflow::{AccessInput, AccessWorkflow, RulesConfig, Status};

@@ -4,6 +4,7 @@
 
 mod access;
 mod api;
+mod hotmart;
 mod ingress;
 mod ledger;
 mod operators;
