@@ -3,8 +3,8 @@
 //! they are created, and revenue rows are keyed.
 
 pub mod enrolment;
-pub mod metrics;
 pub mod hotmart;
+pub mod metrics;
 pub mod revenue_reconcile;
 
 use std::sync::Arc;

@@ -557,28 +557,38 @@ async fn sync_enrolments(
     }
     let mut failed = false;
     for course in to_remove {
-        let input = Enrollment {
-            user_id: user_id.clone(),
-            course_id: course.clone(),
-            workflow_id: workflow_id.clone(),
-        };
-        match ctx.execute_activity(Unenroll, input, talentlms_opts(cfg)).await {
-            Ok(what) => {
-                ctx.state_mut(|s| s.c.enrolled.remove(&course));
-                actions.push(format!("course {course}: {what}"));
-            }
-            Err(e) => {
-                failed = true;
-                let msg = format!("unenroll from course {course} failed: {e}");
-                actions.push(msg.clone());
-                ctx.state_mut(|s| s.attention = Some(msg));
-            }
-        }
+        let input =
+            Enrollment { user_id: user_id.clone(), course_id: course, workflow_id: workflow_id.clone() };
+        failed |= !unenroll(ctx, cfg, input, &mut actions).await;
     }
     if !failed && !sweep.is_empty() {
         ctx.state_mut(|s| s.c.swept = true);
     }
     Ok(actions)
+}
+
+/// One unenroll; a failure is noted for the operator (and the pass retried later).
+/// Returns whether it went through.
+async fn unenroll(
+    ctx: &mut WorkflowContext<AccessWorkflow>,
+    cfg: &RulesConfig,
+    input: Enrollment,
+    actions: &mut Vec<String>,
+) -> bool {
+    let course = input.course_id.clone();
+    match ctx.execute_activity(Unenroll, input, talentlms_opts(cfg)).await {
+        Ok(what) => {
+            ctx.state_mut(|s| s.c.enrolled.remove(&course));
+            actions.push(format!("course {course}: {what}"));
+            true
+        }
+        Err(e) => {
+            let msg = format!("unenroll from course {course} failed (will retry): {e}");
+            actions.push(msg.clone());
+            ctx.state_mut(|s| s.attention = Some(msg));
+            false
+        }
+    }
 }
 
 /// Revoke through the ledger: releases every grant this key holds, with the TalentLMS
@@ -593,24 +603,12 @@ async fn release_held(
     let held = ctx.execute_local_activity(HeldGrants, workflow_id.clone(), local_opts(cfg)).await?;
     let mut failed = false;
     for grant in held {
-        let course = grant.course_id.clone();
         let input = Enrollment {
             user_id: grant.user_id,
             course_id: grant.course_id,
             workflow_id: workflow_id.clone(),
         };
-        match ctx.execute_activity(Unenroll, input, talentlms_opts(cfg)).await {
-            Ok(what) => {
-                ctx.state_mut(|s| s.c.enrolled.remove(&course));
-                actions.push(format!("course {course}: {what}"));
-            }
-            Err(e) => {
-                failed = true;
-                let msg = format!("unenroll from course {course} failed (will retry): {e}");
-                actions.push(msg.clone());
-                ctx.state_mut(|s| s.attention = Some(msg));
-            }
-        }
+        failed |= !unenroll(ctx, cfg, input, actions).await;
     }
     if !failed {
         ctx.state_mut(|s| {

@@ -9,7 +9,7 @@ use tollgate_domain::AccessState;
 use tollgate_domain::fixtures::{Sale, cancellation};
 use tollgate_tests::{Stack, StackOptions, now_ms, purchase_wf, subscription_wf, unique, unique_product};
 
-use crate::{WAIT, email};
+use crate::{Settled, WAIT, email, settled};
 
 fn revenue_of<'a>(rows: &'a [Value], txn: &str) -> Vec<&'a Value> {
     rows.iter().filter(|r| r["transaction"] == txn).collect()
@@ -319,16 +319,7 @@ async fn long_subscriptions_continue_as_new_without_losing_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chargeback_after_the_run_ended_still_unenrolls() {
     let stack = Stack::spawn(StackOptions::default()).await;
-    let p = unique_product();
-    stack.link(p, &["101", "102"], &["--policy", "lifetime"]).await;
-    let (txn, email) = (unique("HP"), email("late-cb"));
-    let sale = Sale::one_off(p, &txn, &email);
-    let t = now_ms();
-    stack.post(&sale.event("PURCHASE_APPROVED", &unique("e"), t)).await;
-    stack.post(&sale.event("PURCHASE_COMPLETE", &unique("e"), t + 1)).await;
-    stack.wait_enrolled(&email, &["101", "102"], WAIT).await;
-    let wf = purchase_wf(&txn);
-    stack.run_result(&wf, WAIT).await;
+    let Settled { sale, email, wf, t, .. } = settled(&stack, "late-cb").await;
 
     stack.post(&sale.event("PURCHASE_CHARGEBACK", &unique("e"), t + 90_000)).await;
     stack.wait_enrolled(&email, &[], WAIT).await;

@@ -11,7 +11,7 @@ use tollgate_domain::fixtures::Sale;
 use tollgate_simulator::FaultConfig;
 use tollgate_tests::{Stack, StackOptions, now_ms, purchase_wf, unique, unique_product};
 
-use crate::{WAIT, email};
+use crate::{Settled, WAIT, email, settled};
 
 fn short_retention() -> StackOptions {
     StackOptions { retention: "2s", ..Default::default() }
@@ -49,16 +49,7 @@ async fn approval_resent_after_the_run_ended_stays_revoked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookup_errors_during_revoke_retry_until_the_course_is_gone() {
     let stack = Stack::spawn(short_retention()).await;
-    let p = unique_product();
-    stack.link(p, &["101", "102"], &["--policy", "lifetime"]).await;
-    let (txn, email) = (unique("HP"), email("lookup"));
-    let sale = Sale::one_off(p, &txn, &email);
-    let t = now_ms();
-    stack.post(&sale.event("PURCHASE_APPROVED", &unique("e"), t)).await;
-    stack.post(&sale.event("PURCHASE_COMPLETE", &unique("e"), t + 1)).await;
-    stack.wait_enrolled(&email, &["101", "102"], WAIT).await;
-    let wf = purchase_wf(&txn);
-    stack.run_result(&wf, WAIT).await;
+    let Settled { sale, email, wf, t, .. } = settled(&stack, "lookup").await;
 
     stack.sim.set_faults(FaultConfig {
         forbidden_rate: 1.0,
@@ -88,16 +79,7 @@ async fn lookup_errors_during_revoke_retry_until_the_course_is_gone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chargeback_after_link_deletion_unenrolls() {
     let stack = Stack::spawn(StackOptions::default()).await;
-    let p = unique_product();
-    stack.link(p, &["101", "102"], &["--policy", "lifetime"]).await;
-    let (txn, email) = (unique("HP"), email("nolink"));
-    let sale = Sale::one_off(p, &txn, &email);
-    let t = now_ms();
-    stack.post(&sale.event("PURCHASE_APPROVED", &unique("e"), t)).await;
-    stack.post(&sale.event("PURCHASE_COMPLETE", &unique("e"), t + 1)).await;
-    stack.wait_enrolled(&email, &["101", "102"], WAIT).await;
-    let wf = purchase_wf(&txn);
-    stack.run_result(&wf, WAIT).await;
+    let Settled { p, sale, email, wf, t } = settled(&stack, "nolink").await;
     stack.starter_cmd(&["links", "remove", "--product", &p.to_string()]).await;
 
     stack.post(&sale.event("PURCHASE_CHARGEBACK", &unique("e"), t + 90_000)).await;
