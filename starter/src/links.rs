@@ -303,8 +303,9 @@ impl LinkService {
             }
         };
         let mut out = FanOut::default();
-        let listed = notify_product(client, product, &mut out).await;
-        let paged = self.resume_settled(client, product, &mut out).await;
+        let mut reached = std::collections::HashSet::new();
+        let listed = notify_product(client, product, &mut out, &mut reached).await;
+        let paged = self.resume_settled(client, product, &mut out, &reached).await;
         if let Some(e) = listed.err().or(paged.err()) {
             tracing::warn!(error = %e, %product, "link change did not reach every workflow");
             out.warning = Some(format!("could not list every workflow: {e}"));
@@ -324,16 +325,19 @@ impl LinkService {
         client: &Client,
         product: ProductId,
         out: &mut FanOut,
+        reached: &std::collections::HashSet<String>,
     ) -> anyhow::Result<()> {
         let mut after = None;
         loop {
             let page = self.docs.access_by_product(product.0, after.clone(), 200).await?;
             let Some(last) = page.last() else { return Ok(()) };
             after = Some(last.workflow_id.clone());
-            for a in page.iter().filter(|a| a.entitled) {
+            for a in page.iter().filter(|a| a.entitled && !reached.contains(&a.workflow_id)) {
                 match retrying(|| self.resume(client, &a.workflow_id)).await {
-                    Ok(true) => out.resumed += 1,
-                    Ok(false) => {}
+                    Ok(Reached::Resumed) => out.resumed += 1,
+                    // Running, but not yet in the visibility listing (it lags).
+                    Ok(Reached::Signalled) => out.signalled += 1,
+                    Ok(Reached::Skipped) => {}
                     Err(e) => {
                         tracing::warn!(workflow_id = %a.workflow_id, error = %e, "could not resume a settled purchase for a link change");
                         out.failed += 1;
@@ -343,18 +347,19 @@ impl LinkService {
         }
     }
 
-    /// Resumes one settled run; false when it is still running (the signal reached it)
-    /// or is not a purchase that settles.
-    async fn resume(&self, client: &Client, workflow_id: &str) -> anyhow::Result<bool> {
+    /// Resumes one settled run, or signals it when it is running (signal-with-start
+    /// signals a running workflow).
+    async fn resume(&self, client: &Client, workflow_id: &str) -> anyhow::Result<Reached> {
         let handle = client.get_workflow_handle::<AccessWorkflow>(workflow_id.to_string());
-        let carried = match handle.describe(Default::default()).await {
-            Ok(desc) if desc.status() != WorkflowExecutionStatus::Completed => return Ok(false),
-            Ok(_) => Some(handle.get_result(Default::default()).await?.carried),
+        let (carried, reached) = match handle.describe(Default::default()).await {
+            Ok(desc) if desc.status() == WorkflowExecutionStatus::Running => (None, Reached::Signalled),
+            Ok(desc) if desc.status() != WorkflowExecutionStatus::Completed => return Ok(Reached::Skipped),
+            Ok(_) => (Some(handle.get_result(Default::default()).await?.carried), Reached::Resumed),
             // Purged by retention: the run starts from the ledger.
-            Err(e) if is_not_found(&e) => None,
+            Err(e) if is_not_found(&e) => (None, Reached::Resumed),
             Err(e) => return Err(e.into()),
         };
-        let Some(key) = WorkflowKey::from_workflow_id(workflow_id) else { return Ok(false) };
+        let Some(key) = WorkflowKey::from_workflow_id(workflow_id) else { return Ok(Reached::Skipped) };
         let input = AccessInput::new(key, self.rules.clone(), carried);
         let opts = WorkflowStartOptions::new(self.task_queue.clone(), workflow_id.to_string())
             .id_conflict_policy(WorkflowIdConflictPolicy::UseExisting)
@@ -362,12 +367,24 @@ impl LinkService {
         client
             .signal_with_start_workflow(AccessWorkflow::run, input, AccessWorkflow::on_link_changed, (), opts)
             .await?;
-        Ok(true)
+        Ok(reached)
     }
 }
 
+/// What the fan-out did to one workflow found through the student records.
+enum Reached {
+    Resumed,
+    Signalled,
+    Skipped,
+}
+
 /// Signals `link_changed` to every running workflow of the product.
-async fn notify_product(client: &Client, product: ProductId, out: &mut FanOut) -> anyhow::Result<()> {
+async fn notify_product(
+    client: &Client,
+    product: ProductId,
+    out: &mut FanOut,
+    reached: &mut std::collections::HashSet<String>,
+) -> anyhow::Result<()> {
     let query = format!("ProductId = '{product}' AND ExecutionStatus = 'Running'");
     let mut stream = client.list_workflows(query, WorkflowListOptions::default());
     while let Some(wf) = stream.next().await {
@@ -381,7 +398,10 @@ async fn notify_product(client: &Client, product: ProductId, out: &mut FanOut) -
             }
         };
         match retrying(signal).await {
-            Ok(true) => out.signalled += 1,
+            Ok(true) => {
+                out.signalled += 1;
+                reached.insert(id);
+            }
             Ok(false) => {}
             Err(e) => {
                 tracing::warn!(workflow_id = %id, error = %e, "could not signal a link change");
