@@ -2,12 +2,10 @@
 //! the delivery of derived events into the webhook journal on the main queue.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use hotmart_api::events;
 use hotmart_api::{Page, Sale, SalesQuery, Subscription, SubscriptionPurchase, SubscriptionQuery};
 use temporalio_macros::activities;
-use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use tollgate_domain::ingress;
 use tollgate_store::{Appended, DocStore};
@@ -70,15 +68,7 @@ impl HotmartApiActivities {
 /// Retryable failures come back after the advertised reset; a refused credential or a
 /// bad request stops the import with Hotmart's message.
 fn failure(e: hotmart_api::Error) -> ActivityError {
-    let msg = format!("Hotmart API: {e}");
-    if e.is_retryable() {
-        tracing::warn!("{msg} (will retry)");
-        let delay = e.retry_after().map(|d| d.max(Duration::from_millis(100)));
-        ActivityError::application(ApplicationFailure::builder(msg).maybe_next_retry_delay(delay).build())
-    } else {
-        tracing::error!("{msg} (not retryable)");
-        ActivityError::application(ApplicationFailure::non_retryable(msg))
-    }
+    crate::retry_after_reset(format!("Hotmart API: {e}"), e.is_retryable(), e.retry_after())
 }
 
 /// Journals each derived body as the webhook would (same reader, same routing of a

@@ -219,14 +219,19 @@ impl TalentLmsActivities {
 /// with TalentLMS's own message.
 fn failure(f: enrolment::Failure) -> ActivityError {
     let msg = f.to_string();
-    let e = match f {
-        enrolment::Failure::TalentLms(_, e) => e,
+    match f {
+        enrolment::Failure::TalentLms(_, e) => retry_after_reset(msg, e.is_retryable(), e.retry_after()),
         // The store is ours: retry until it answers.
-        enrolment::Failure::Store(e) => return e.into(),
-    };
-    if e.is_retryable() {
+        enrolment::Failure::Store(e) => e.into(),
+    }
+}
+
+/// An API's error as an activity failure: retried (after the advertised reset, when the
+/// API gave one) or, when no retry can succeed, final with the API's message.
+pub(crate) fn retry_after_reset(msg: String, retryable: bool, reset: Option<Duration>) -> ActivityError {
+    if retryable {
         tracing::warn!("{msg} (will retry)");
-        let delay = e.retry_after().map(|d| d.max(Duration::from_millis(100)));
+        let delay = reset.map(|d| d.max(Duration::from_millis(100)));
         ActivityError::application(ApplicationFailure::builder(msg).maybe_next_retry_delay(delay).build())
     } else {
         tracing::error!("{msg} (not retryable)");

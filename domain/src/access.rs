@@ -155,10 +155,7 @@ impl Facts {
         let txn = ev.transaction().map(str::to_string);
         let mut reverse = |r: Reversal| {
             if let Some(t) = &txn {
-                let entry = self.reversals.entry(t.clone()).or_insert((r, stamp.clone()));
-                if (r, &stamp) < (entry.0, &entry.1) {
-                    *entry = (r, stamp.clone());
-                }
+                keep_strongest(&mut self.reversals, t, &(r, stamp.clone()));
             }
         };
         match &ev.kind {
@@ -169,10 +166,7 @@ impl Facts {
                         approved_at: p.approved_date.unwrap_or(ev.created_at),
                         recurrence: p.recurrence_number,
                     };
-                    let slot = self.approvals.entry(t.clone()).or_insert_with(|| approval.clone());
-                    if approval.stamp < slot.stamp {
-                        *slot = approval;
-                    }
+                    keep_earliest(&mut self.approvals, t, &approval);
                 }
                 if let Some(d) = ev.date_next_charge {
                     lww_set(&mut self.next_charge, &stamp, d);
@@ -195,9 +189,7 @@ impl Facts {
                 }
             }
             EventKind::PurchaseDelayed => {
-                if self.delayed.as_ref().is_none_or(|d| stamp > *d) {
-                    self.delayed = Some(stamp.clone());
-                }
+                keep_newest(&mut self.delayed, &stamp);
             }
             EventKind::SubscriptionCancellation => {
                 lww_set(&mut self.cancellation, &stamp, ev.date_next_charge);
@@ -235,27 +227,38 @@ impl Facts {
         lww_merge(&mut self.next_charge, &other.next_charge);
         lww_merge(&mut self.cancellation, &other.cancellation);
         for (t, a) in &other.approvals {
-            let slot = self.approvals.entry(t.clone()).or_insert_with(|| a.clone());
-            if a.stamp < slot.stamp {
-                *slot = a.clone();
-            }
+            keep_earliest(&mut self.approvals, t, a);
         }
         for (t, r) in &other.reversals {
-            let slot = self.reversals.entry(t.clone()).or_insert_with(|| r.clone());
-            if (r.0, &r.1) < (slot.0, &slot.1) {
-                *slot = r.clone();
-            }
+            keep_strongest(&mut self.reversals, t, r);
         }
         self.completed.extend(other.completed.iter().cloned());
         self.disputed.extend(other.disputed.iter().cloned());
-        if let Some(d) = other.delayed.as_ref().filter(|d| self.delayed.as_ref().is_none_or(|cur| *d > cur)) {
-            self.delayed = Some(d.clone());
+        if let Some(d) = &other.delayed {
+            keep_newest(&mut self.delayed, d);
         }
     }
+}
 
-    /// Whether nothing is known yet (a key the ledger has never seen).
-    pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
+/// Per transaction, the earliest approval event.
+fn keep_earliest(approvals: &mut BTreeMap<String, Approval>, txn: &str, a: &Approval) {
+    let slot = approvals.entry(txn.to_string()).or_insert_with(|| a.clone());
+    if a.stamp < slot.stamp {
+        *slot = a.clone();
+    }
+}
+
+/// Per transaction, the strongest reversal (then the earliest).
+fn keep_strongest(reversals: &mut BTreeMap<String, (Reversal, Stamp)>, txn: &str, r: &(Reversal, Stamp)) {
+    let slot = reversals.entry(txn.to_string()).or_insert_with(|| r.clone());
+    if (r.0, &r.1) < (slot.0, &slot.1) {
+        *slot = r.clone();
+    }
+}
+
+fn keep_newest(slot: &mut Option<Stamp>, stamp: &Stamp) {
+    if slot.as_ref().is_none_or(|cur| stamp > cur) {
+        *slot = Some(stamp.clone());
     }
 }
 

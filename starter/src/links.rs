@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use temporalio_client::errors::WorkflowInteractionError;
 use temporalio_client::{
     Client, WorkflowExecutionStatus, WorkflowIdConflictPolicy, WorkflowListOptions, WorkflowSignalOptions,
     WorkflowStartOptions,
@@ -356,7 +357,7 @@ impl LinkService {
             Ok(desc) if desc.status() != WorkflowExecutionStatus::Completed => return Ok(Reached::Skipped),
             Ok(_) => (Some(handle.get_result(Default::default()).await?.carried), Reached::Resumed),
             // Purged by retention: the run starts from the ledger.
-            Err(e) if is_not_found(&e) => (None, Reached::Resumed),
+            Err(WorkflowInteractionError::NotFound(_)) => (None, Reached::Resumed),
             Err(e) => return Err(e.into()),
         };
         let Some(key) = WorkflowKey::from_workflow_id(workflow_id) else { return Ok(Reached::Skipped) };
@@ -393,7 +394,7 @@ async fn notify_product(
         let signal = || async {
             match handle.signal(AccessWorkflow::on_link_changed, (), WorkflowSignalOptions::default()).await {
                 // Ended since the listing: a settled one is resumed below, others need nothing.
-                Err(e) if is_not_found(&e) => Ok(false),
+                Err(WorkflowInteractionError::NotFound(_)) => Ok(false),
                 r => r.map(|_| true).map_err(anyhow::Error::from),
             }
         };
@@ -429,11 +430,6 @@ where
             r => return r,
         }
     }
-}
-
-fn is_not_found(e: &(dyn std::error::Error + 'static)) -> bool {
-    let text = format!("{e:#}").to_ascii_lowercase();
-    text.contains("not found") || text.contains("notfound")
 }
 
 /// Asks TalentLMS, retrying its 429/5xx answers a few times after the advertised reset.
