@@ -28,7 +28,8 @@
 //!
 //! Single-field indexes (automatic) serve the links page (`product_id >`, ordered by
 //! `product_id`), `by_email` (equality on `email`; sorted here) and the grants of a user
-//! and course (equalities on `user` and `course`; sorted here). These composite indexes
+//! and course (equalities on `user` and `course`; sorted here) and of a workflow (`held_grants`,
+//! equality on `workflow`). These composite indexes
 //! must be created (the emulator needs none):
 //!
 //! - `journal`: `forwarded ASC, routable ASC, quarantined ASC, received_at ASC, __name__ ASC`
