@@ -30,6 +30,7 @@ trap cleanup EXIT INT TERM
 # shellcheck disable=SC2046
 temporal server start-dev --ip 127.0.0.1 --port 7233 --ui-port 8233 \
   --db-filename .tollgate/temporal.db --log-level warn $(search_attribute_flags) \
+  --dynamic-config-value matching.enableFairness=true \
   > .tollgate/temporal.log 2>&1 &
 pids+=($!)
 for _ in $(seq 1 150); do

@@ -37,6 +37,24 @@ pub async fn enroll(
     call_enroll(client, pace, e).await
 }
 
+/// [`enroll`] with a user id that may be stale: `false` (and no grant left behind) when
+/// TalentLMS knows no such user.
+pub async fn enroll_known(
+    docs: &DocStore,
+    client: &talentlms::Client,
+    pace: &Pace,
+    e: &Enrollment,
+) -> Result<bool, Failure> {
+    match enroll(docs, client, pace, e).await {
+        Ok(_) => Ok(true),
+        Err(Failure::TalentLms(_, err)) if err.is_unknown_user() => {
+            docs.drop_grant(&e.user_id, &e.course_id, &e.workflow_id).await?;
+            Ok(false)
+        }
+        Err(f) => Err(f),
+    }
+}
+
 async fn call_enroll(
     client: &talentlms::Client,
     pace: &Pace,

@@ -55,6 +55,17 @@ impl StoreActivities {
         Ok(self.docs.put_ledger(entry).await?)
     }
 
+    #[activity(definition = acts::KnownUser)]
+    pub async fn known_user(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        email: String,
+    ) -> Result<Option<String>, ActivityError> {
+        let mut records = self.docs.access_by_email(&email).await?;
+        records.sort_by_key(|r| std::cmp::Reverse(r.updated_at));
+        Ok(records.into_iter().find_map(|r| r.talentlms_user_id))
+    }
+
     #[activity(definition = acts::HeldGrants)]
     pub async fn held_grants(
         self: Arc<Self>,
@@ -203,6 +214,18 @@ impl TalentLmsActivities {
         let outcome = enrolment::enroll(&self.docs, &self.client, &self.pace, &e).await.map_err(failure)?;
         tracing::info!(user = %e.user_id, course = %e.course_id, ?outcome, "enroll");
         Ok(())
+    }
+
+    #[activity(definition = acts::EnrollKnown)]
+    pub async fn enroll_known(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        e: Enrollment,
+    ) -> Result<bool, ActivityError> {
+        let known =
+            enrolment::enroll_known(&self.docs, &self.client, &self.pace, &e).await.map_err(failure)?;
+        tracing::info!(user = %e.user_id, course = %e.course_id, known, "enroll with a known user id");
+        Ok(known)
     }
 
     #[activity(definition = acts::Unenroll)]

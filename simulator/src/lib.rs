@@ -339,6 +339,27 @@ impl SimHandle {
         self.sim.lock().db.add_course(None, name.into(), None).expect("valid course").id
     }
 
+    /// Creates a user as staff do by hand (no API call counted); returns its id.
+    pub fn add_user(&self, email: &str, login: &str) -> String {
+        let form: BTreeMap<String, String> = [
+            ("first_name", "Made"),
+            ("last_name", "ByHand"),
+            ("email", email),
+            ("login", login),
+            ("password", "by-hand-123"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let user = self.sim.lock().db.signup(&form).expect("a valid new user");
+        user["id"].as_str().map_or_else(|| user["id"].to_string(), str::to_string)
+    }
+
+    /// Deletes a user by email (a staff member's edit by hand); whether it existed.
+    pub fn delete_user(&self, email: &str) -> bool {
+        self.sim.lock().db.delete_user(email)
+    }
+
     /// Back to the initial state: seeded courses, no users, zeroed counters, startup faults.
     pub fn reset(&self) {
         self.sim.reset();

@@ -209,6 +209,18 @@ fn ts(t: &DateTime<Utc>) -> String {
 }
 
 impl Db {
+    /// Deletes a user and their enrollments, as staff do in TalentLMS's admin pages.
+    /// Returns whether the email was known.
+    pub fn delete_user(&mut self, email: &str) -> bool {
+        let Some(uid) = self.users.values().find(|u| u.email.eq_ignore_ascii_case(email)).map(|u| u.id)
+        else {
+            return false;
+        };
+        self.users.remove(&uid);
+        self.enrollments.retain(|(u, _), _| *u != uid);
+        true
+    }
+
     pub fn users(&self) -> impl Iterator<Item = &User> {
         self.users.values()
     }

@@ -60,6 +60,11 @@ impl Error {
         }
     }
 
+    /// The user id names no TalentLMS user (deleted by hand, or never this instance's).
+    pub fn is_unknown_user(&self) -> bool {
+        self.rejected_with("user does not exist")
+    }
+
     /// The HTTP status TalentLMS answered with, if it answered.
     pub fn status(&self) -> Option<u16> {
         match self {

@@ -450,15 +450,20 @@ impl Stack {
 }
 
 impl Stack {
+    /// The run's history as JSON (the SDK's serialisation: snake_case, numeric types).
+    pub async fn history(&self, workflow_id: &str) -> Vec<u8> {
+        let client = self.client().await;
+        let handle =
+            client.get_workflow_handle::<tollgate_workflows::AccessWorkflow>(workflow_id.to_string());
+        handle.fetch_history(Default::default()).to_json().await.expect("fetch history")
+    }
+
     /// Replays the workflow's history (all runs of `workflow_id`, latest first) against
     /// the current code: a nondeterminism error fails the test. With
     /// `TOLLGATE_RECORD_HISTORIES=1` the history is also saved under `tests/histories/`
     /// for the replay suite.
     pub async fn check_replay(&self, workflow_id: &str, name: &str) {
-        let client = self.client().await;
-        let handle =
-            client.get_workflow_handle::<tollgate_workflows::AccessWorkflow>(workflow_id.to_string());
-        let json = handle.fetch_history(Default::default()).to_json().await.expect("fetch history");
+        let json = self.history(workflow_id).await;
         if let Err(e) = replay_json(&json).await {
             // Kept for a post-mortem: `replay_json` on this file reproduces it.
             let saved = std::env::temp_dir().join(format!("tollgate-replay-{name}-{workflow_id}.json"));
@@ -468,10 +473,16 @@ impl Stack {
         if std::env::var("TOLLGATE_RECORD_HISTORIES").is_ok_and(|v| v == "1") {
             let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("histories");
             std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(dir.join(format!("{name}.json")), &json).unwrap();
+            std::fs::write(dir.join(format!("{name}{HISTORY_GENERATION}.json")), &json).unwrap();
         }
     }
 }
+
+/// Suffix of newly recorded histories. Older generations stay in `tests/histories/`: runs
+/// they stand for may still be open in production, so they must keep replaying. Bump it
+/// when the workflow's commands change behind a new input flag.
+/// ("" = before the ledger, "-lean" = ledger + lean enrolment.)
+const HISTORY_GENERATION: &str = "-lean";
 
 /// Replays one JSON history with the current `AccessWorkflow`.
 pub async fn replay_json(json: &[u8]) -> anyhow::Result<()> {

@@ -47,6 +47,8 @@ impl TemporalServer {
         for (name, ty) in SEARCH_ATTRIBUTES {
             cmd.args(["--search-attribute", &format!("{name}={ty}")]);
         }
+        // Enrolls and unenrolls share the TalentLMS queue by fairness key (README).
+        cmd.args(["--dynamic-config-value", FAIRNESS]);
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
         // Die with the test process even if it is killed.
         unsafe {
@@ -130,3 +132,6 @@ pub async fn client(addr: &str) -> Client {
     .expect("connect to Temporal");
     Client::new(conn, ClientOptions::new("default").build()).unwrap()
 }
+
+/// What a self-hosted server needs for fairness keys to take effect.
+const FAIRNESS: &str = "matching.enableFairness=true";

@@ -71,6 +71,17 @@ activity!(
     Enroll, "enroll", Enrollment => ()
 );
 activity!(
+    /// Enroll with a user id that may be stale (learned by another purchase of the same
+    /// email; the user may have been deleted by hand since): records the grant, then
+    /// enrolls. `false` when TalentLMS knows no such user (the grant is dropped again).
+    EnrollKnown, "enroll_known", Enrollment => bool
+);
+activity!(
+    /// The TalentLMS user id an earlier purchase of this email learned, if any: a
+    /// returning student costs one TalentLMS call (the enroll, which verifies it).
+    KnownUser, "known_user", String => Option<String>
+);
+activity!(
     /// Drops this workflow's grant; unenrolls only when no other workflow grants the
     /// course ("not enrolled" is success), and enrolls again when another grant arrived
     /// while it unenrolled. Returns what happened, for the decision log.

@@ -8,8 +8,8 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::time::{Duration, UNIX_EPOCH};
-use temporalio_common::RetryPolicy;
 use temporalio_common::search_attributes::{SearchAttributeKey, SearchAttributeUpdate, Timestamp};
+use temporalio_common::{Priority, RetryPolicy};
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
     ActivityOptions, CancellableFuture, ContinueAsNewOptions, LocalActivityOptions, SyncWorkflowContext,
@@ -17,8 +17,8 @@ use temporalio_sdk::{
 };
 
 use crate::acts::{
-    CreateUser, Enroll, Enrollment, FindUser, HeldGrants, LoadLedger, LoadLink, NewStudent, RecordAccess,
-    RecordRevenue, SaveLedger, StudentRef, Unenroll,
+    CreateUser, Enroll, EnrollKnown, Enrollment, FindUser, HeldGrants, KnownUser, LoadLedger, LoadLink,
+    NewStudent, RecordAccess, RecordRevenue, SaveLedger, StudentRef, Unenroll,
 };
 use tollgate_domain::access::{self, AccessState, CourseLink, Facts, KeyKind, Verdict};
 use tollgate_domain::duration::secs_to_ms;
@@ -120,12 +120,17 @@ pub struct AccessInput {
     /// way; their continuation (a new history) switches over.
     #[serde(default)]
     pub ledger: bool,
+    /// The run enrolls in the fewest TalentLMS calls: a returning student's known user
+    /// id (verified by the enroll itself), else create first and look up only when the
+    /// user exists. Older recorded inputs lack it and replay find-create-enroll.
+    #[serde(default)]
+    pub lean_enrol: bool,
 }
 
 impl AccessInput {
-    /// The input of a new run of `key`: on the ledger.
+    /// The input of a new run of `key`: on the ledger, lean enrolment.
     pub fn new(key: WorkflowKey, config: RulesConfig, carried: Option<Carried>) -> Self {
-        Self { key, config, carried, ledger: true }
+        Self { key, config, carried, ledger: true, lean_enrol: true }
     }
 }
 
@@ -175,6 +180,8 @@ pub struct AccessWorkflow {
     last_attrs: Option<(String, Option<Millis>)>,
     /// Whether this run uses the entitlement ledger ([`AccessInput::ledger`]).
     ledger: bool,
+    /// [`AccessInput::lean_enrol`].
+    lean: bool,
 }
 
 #[workflow_methods]
@@ -191,6 +198,7 @@ impl AccessWorkflow {
             attention: None,
             last_attrs: None,
             ledger: input.ledger,
+            lean: input.lean_enrol,
         }
     }
 
@@ -521,7 +529,12 @@ async fn sync_enrolments(
                 });
                 return Ok(actions);
             };
-            match ensure_user(ctx, cfg, student).await {
+            let found = if ctx.state(|s| s.lean) {
+                lean_user(ctx, cfg, student).await
+            } else {
+                ensure_user(ctx, cfg, student).await
+            };
+            match found {
                 Ok(id) => id,
                 Err(msg) => {
                     let msg = format!("cannot find or create the TalentLMS user: {msg}");
@@ -537,13 +550,20 @@ async fn sync_enrolments(
         // The enroll records a grant before its call: a later revoke must look again.
         s.c.released &= to_add.is_empty();
     });
+    let lean = ctx.state(|s| s.lean);
+    let mut user_id = user_id;
     for course in to_add {
         let input = Enrollment {
             user_id: user_id.clone(),
             course_id: course.clone(),
             workflow_id: workflow_id.clone(),
         };
-        match ctx.execute_activity(Enroll, input, talentlms_opts(cfg)).await {
+        let enrolled = if lean {
+            enroll_lean(ctx, cfg, input, &mut user_id).await
+        } else {
+            ctx.execute_activity(Enroll, input, talentlms_opts(cfg)).await.map_err(|e| e.to_string())
+        };
+        match enrolled {
             Ok(()) => {
                 ctx.state_mut(|s| s.c.enrolled.insert(course.clone()));
                 actions.push(format!("enrolled in course {course}"));
@@ -567,6 +587,28 @@ async fn sync_enrolments(
     Ok(actions)
 }
 
+/// Enroll with a user id that may be stale; when TalentLMS knows no such user (deleted
+/// by hand), find or create the student again and enroll once more with the new id.
+async fn enroll_lean(
+    ctx: &mut WorkflowContext<AccessWorkflow>,
+    cfg: &RulesConfig,
+    mut input: Enrollment,
+    user_id: &mut String,
+) -> Result<(), String> {
+    let opts = talentlms_opts(cfg).with_fairness("enroll");
+    if ctx.execute_activity(EnrollKnown, input.clone(), opts.clone()).await.map_err(|e| e.to_string())? {
+        return Ok(());
+    }
+    let student = ctx.state(|s| s.student()).ok_or("the buyer's email is unknown")?;
+    *user_id = create_or_find(ctx, cfg, student).await?;
+    ctx.state_mut(|s| s.c.user_id = Some(user_id.clone()));
+    input.user_id = user_id.clone();
+    match ctx.execute_activity(EnrollKnown, input, opts).await.map_err(|e| e.to_string())? {
+        true => Ok(()),
+        false => Err(format!("TalentLMS user {user_id} vanished right after it was found")),
+    }
+}
+
 /// One unenroll; a failure is noted for the operator (and the pass retried later).
 /// Returns whether it went through.
 async fn unenroll(
@@ -576,7 +618,12 @@ async fn unenroll(
     actions: &mut Vec<String>,
 ) -> bool {
     let course = input.course_id.clone();
-    match ctx.execute_activity(Unenroll, input, talentlms_opts(cfg)).await {
+    let opts = if ctx.state(|s| s.lean) {
+        talentlms_opts(cfg).with_fairness("unenroll")
+    } else {
+        talentlms_opts(cfg)
+    };
+    match ctx.execute_activity(Unenroll, input, opts).await {
         Ok(what) => {
             ctx.state_mut(|s| s.c.enrolled.remove(&course));
             actions.push(format!("course {course}: {what}"));
@@ -648,6 +695,45 @@ async fn ensure_user(
     Err(format!("{email} exists in TalentLMS but cannot be found by email"))
 }
 
+/// The user id for a new enrolment in the fewest calls: the one an earlier purchase of
+/// this email learned (no call; the enroll verifies it), else [`create_or_find`].
+async fn lean_user(
+    ctx: &mut WorkflowContext<AccessWorkflow>,
+    cfg: &RulesConfig,
+    student: StudentRef,
+) -> Result<String, String> {
+    let known = ctx.execute_local_activity(KnownUser, student.email.clone(), local_opts(cfg)).await;
+    match known.map_err(|e| e.to_string())? {
+        Some(id) => Ok(id),
+        None => create_or_find(ctx, cfg, student).await,
+    }
+}
+
+/// Create first (a new student costs one call); only when the email or login is taken
+/// look it up, then once more with a suffixed login.
+async fn create_or_find(
+    ctx: &mut WorkflowContext<AccessWorkflow>,
+    cfg: &RulesConfig,
+    student: StudentRef,
+) -> Result<String, String> {
+    let opts = talentlms_opts(cfg).with_fairness("enroll");
+    let email = student.email.clone();
+    for login_suffix in [false, true] {
+        let input = NewStudent { student: student.clone(), login_suffix };
+        if let Some(id) =
+            ctx.execute_activity(CreateUser, input, opts.clone()).await.map_err(|e| e.to_string())?
+        {
+            return Ok(id);
+        }
+        if let Some(id) =
+            ctx.execute_activity(FindUser, email.clone(), opts.clone()).await.map_err(|e| e.to_string())?
+        {
+            return Ok(id);
+        }
+    }
+    Err(format!("{email} exists in TalentLMS but cannot be found by email"))
+}
+
 fn upsert_attributes(ctx: &mut WorkflowContext<AccessWorkflow>, v: &Verdict, now: Millis) {
     let attrs = (v.state.as_str().to_string(), v.until);
     if ctx.state(|s| s.last_attrs.as_ref() == Some(&attrs)) {
@@ -707,4 +793,18 @@ fn talentlms_opts(cfg: &RulesConfig) -> ActivityOptions {
         .task_queue(cfg.talentlms_task_queue.clone())
         .retry_policy(retry(cfg))
         .build()
+}
+
+trait Fairness {
+    fn with_fairness(self, key: &str) -> Self;
+}
+
+impl Fairness for ActivityOptions {
+    /// Enrolls and unenrolls share the TalentLMS queue's rate cap; with fairness keys the
+    /// server dispatches a backlog of both in turn, so a wave of enrolments cannot hold
+    /// unenrolls past their deadline, nor the reverse.
+    fn with_fairness(mut self, key: &str) -> Self {
+        self.priority = Some(Priority::builder().fairness_key(key).build());
+        self
+    }
 }

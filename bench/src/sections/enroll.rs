@@ -4,8 +4,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use tollgate_domain::fixtures::Sale;
-use tollgate_tests::{now_ms, unique};
+use tollgate_tests::{now_ms, purchase_wf, unique};
 
+use super::breakdown::{Sample, print_breakdown};
 use super::{Run, watch};
 use crate::args::Args;
 use crate::process::Cpu;
@@ -23,13 +24,15 @@ pub async fn enroll_section(a: &Args, run: &Run, rep: &mut Report) {
         async move { watch(&stack, &want, Duration::from_secs(120)).await }
     });
     let mut posted = HashMap::new();
+    let mut workflow_of = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / a.enroll_rate));
     let mut errors = 0;
     let mut sends = Vec::new();
     for e in &emails {
         tick.tick().await;
-        let body =
-            Sale::one_off(LIFETIME, &unique("HP"), e).event("PURCHASE_APPROVED", &unique("e"), now_ms());
+        let txn = unique("HP");
+        let body = Sale::one_off(LIFETIME, &txn, e).event("PURCHASE_APPROVED", &unique("e"), now_ms());
+        workflow_of.insert(e.clone(), purchase_wf(&txn));
         posted.insert(e.clone(), now_ms());
         let poster = run.poster.clone();
         sends.push(tokio::spawn(async move { poster.post(body.to_string().into()).await }));
@@ -43,6 +46,15 @@ pub async fn enroll_section(a: &Args, run: &Run, rep: &mut Report) {
     let d = dist(seen.iter().map(|(e, t)| (t - posted[e]) as f64).collect());
     print_dist("purchase -> enrolled", d);
     println!("  never enrolled {}, posts not acknowledged {errors}", n - seen.len());
+    // Every 10th run, across the whole section.
+    let samples: Vec<Sample> = emails
+        .iter()
+        .step_by(10)
+        .filter_map(|e| {
+            Some(Sample { workflow_id: workflow_of[e].clone(), posted: posted[e], enrolled: *seen.get(e)? })
+        })
+        .collect();
+    print_breakdown(&run.stack, &samples).await;
     println!("  {}", cpu.line());
     rep.add("purchase -> enrolled p50", ms(d.p50), Some(d.p50 <= 150.0));
     rep.add("purchase -> enrolled p99", ms(d.p99), Some(d.p99 <= 1000.0 && seen.len() == n));

@@ -2,6 +2,7 @@
 //! once-only ones (ceiling, scale) on their own dev server.
 
 mod ack;
+mod breakdown;
 mod burst;
 mod ceiling;
 mod enroll;

@@ -57,6 +57,24 @@ async fn purchase_enrolls_and_refund_unenrolls() {
     let out = stack.starter_cmd(&["status", "--email", &email]).await;
     assert!(out.contains(&wf) && out.contains("revoked"), "{out}");
     stack.check_replay(&wf, "refund").await;
+
+    // Enrolls and unenrolls share the TalentLMS queue by fairness key.
+    let history: serde_json::Value = serde_json::from_slice(&stack.history(&wf).await).unwrap();
+    let keys: Vec<(String, String)> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["attributes"].get("ActivityTaskScheduledEventAttributes"))
+        .map(|a| {
+            let key = a["priority"]["fairnessKey"].as_str().unwrap_or_default();
+            (a["activity_type"]["name"].as_str().unwrap().to_string(), key.to_string())
+        })
+        .collect();
+    let key = |activity: &str| -> Vec<&str> {
+        keys.iter().filter(|(a, _)| a == activity).map(|(_, k)| k.as_str()).collect()
+    };
+    assert_eq!(key("enroll_known"), ["enroll", "enroll"], "{keys:?}");
+    assert_eq!(key("unenroll"), ["unenroll", "unenroll"], "{keys:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,11 +1,12 @@
 //! TalentLMS having a bad hour: 5xx, 429 and commits whose answer is lost. Access must
 //! still end exactly where the payments say, with nothing lost or doubled.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tollgate_domain::fixtures::Sale;
 use tollgate_simulator::{FaultConfig, SimConfig};
-use tollgate_tests::{Stack, StackOptions, now_ms, unique};
+use tollgate_tests::{Stack, StackOptions, now_ms, purchase_wf, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_and_rate_limit_storms_lose_nothing() {
@@ -94,6 +95,81 @@ async fn talentlms_calls_never_exceed_the_configured_rate() {
         "TalentLMS calls: {} total, peak {} in one second",
         state.total_calls, state.max_calls_per_second
     );
-    assert_eq!(state.total_calls - before, 32, "find + create + two enrolls per student");
+    assert_eq!(state.total_calls - before, 24, "create + two enrolls per new student, no lookup");
     assert!(state.max_calls_per_second <= 3, "peak {} calls/s over the cap of 3", state.max_calls_per_second);
+}
+
+/// TalentLMS calls by endpoint since `before`.
+fn calls_since(stack: &Stack, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    let now = stack.sim.state().calls_by_endpoint;
+    now.into_iter()
+        .map(|(k, n)| (n - before.get(&k).copied().unwrap_or(0), k))
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, k)| (k, n))
+        .collect()
+}
+
+fn calls(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+}
+
+/// A new student costs a create and an enroll; a returning one only the enroll; one that
+/// already exists in TalentLMS a create, a lookup and an enroll; and a known user deleted
+/// by hand is found out by the enroll and created again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_enrolment_costs_the_fewest_talentlms_calls() {
+    let stack = Stack::spawn(StackOptions::default()).await;
+    let base = 9_600_000 + (now_ms() % 100_000) * 4;
+    let (p1, p2, p3, p4) = (base, base + 1, base + 2, base + 3);
+    for (p, course) in [(p1, "101"), (p2, "102"), (p3, "103"), (p4, "104")] {
+        stack.link(p, &[course], &["--policy", "lifetime"]).await;
+    }
+    let wait = Duration::from_secs(30);
+    let buy = |p: i64, email: &str| {
+        Sale::one_off(p, &unique("HP"), email).event("PURCHASE_APPROVED", &unique("e"), now_ms())
+    };
+    let first_txn = unique("HP");
+    let ana = format!("{}@example.com", unique("ana"));
+
+    let before = stack.sim.state().calls_by_endpoint;
+    let sale = Sale::one_off(p1, &first_txn, &ana);
+    let t = now_ms();
+    stack.post(&sale.event("PURCHASE_APPROVED", &unique("e"), t)).await;
+    stack.post(&sale.event("PURCHASE_COMPLETE", &unique("e"), t + 1)).await;
+    let first_wf = purchase_wf(&first_txn);
+    stack.wait_enrolled(&ana, &["101"], wait).await;
+    assert_eq!(
+        calls_since(&stack, &before),
+        calls(&[("usersignup", 1), ("addusertocourse", 1)]),
+        "new student"
+    );
+
+    // Her first run has recorded her TalentLMS id with its decision once it ends; a
+    // second purchase reads it there.
+    stack.run_result(&first_wf, wait).await;
+    let before = stack.sim.state().calls_by_endpoint;
+    stack.post(&buy(p2, &ana)).await;
+    stack.wait_enrolled(&ana, &["101", "102"], wait).await;
+    assert_eq!(calls_since(&stack, &before), calls(&[("addusertocourse", 1)]), "returning student");
+
+    let bea = format!("{}@example.com", unique("bea"));
+    stack.sim.add_user(&bea, &unique("bea-login"));
+    let before = stack.sim.state().calls_by_endpoint;
+    stack.post(&buy(p3, &bea)).await;
+    stack.wait_enrolled(&bea, &["103"], wait).await;
+    assert_eq!(
+        calls_since(&stack, &before),
+        calls(&[("usersignup", 1), ("users", 1), ("addusertocourse", 1)]),
+        "a student TalentLMS already had"
+    );
+
+    assert!(stack.sim.delete_user(&ana));
+    let before = stack.sim.state().calls_by_endpoint;
+    stack.post(&buy(p4, &ana)).await;
+    stack.wait_enrolled(&ana, &["104"], wait).await;
+    assert_eq!(
+        calls_since(&stack, &before),
+        calls(&[("addusertocourse", 2), ("usersignup", 1)]),
+        "a known user deleted by hand"
+    );
 }
