@@ -461,14 +461,10 @@ async fn sleep(
         ctx.wait_condition(move |s: &AccessWorkflow| s.generation != seen).await?;
         return Ok(());
     };
-    // The SDK (1.1.1) files a timer's cancel callback, which holds the workflow context,
-    // on the token the timer gets and drops it only when the timer fires. On the
-    // workflow's own token that is a cycle once the run is evicted asleep: its whole
-    // context leaked (~8 KB per wake-up, README "Worker memory"). A child token dies
-    // with this future and still follows workflow cancellation.
-    let token = ctx.cancellation_token().child_token();
+    // The timer drops its cancel callback when the run is evicted asleep: the patched
+    // SDK (vendor/PATCHES.md) does that for every pending timer and activity.
     let sleep = Duration::from_millis(wake_at.saturating_sub(now).max(1) as u64);
-    let timer = ctx.timer(TimerOptions::builder(sleep).cancellation_token(token).build());
+    let timer = ctx.timer(TimerOptions::builder(sleep).build());
     let mut timer = std::pin::pin!(timer);
     temporalio_sdk::workflows::select! {
         woke = ctx.wait_condition(move |s: &AccessWorkflow| s.generation != seen) => { timer.cancel(); woke?; }
