@@ -155,6 +155,7 @@ struct JournalDoc {
 struct PendingRow {
     workflow_id: Option<String>,
     event: String,
+    received_at: i64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -757,10 +758,12 @@ impl FirestoreDocs {
                         row.workflow_id.ok_or_else(|| "routable entry without a workflow id".to_string())?;
                     let event =
                         serde_json::from_str::<HotmartEvent>(&row.event).map_err(|e| e.to_string())?;
-                    Ok((workflow_id, event))
+                    Ok((workflow_id, event, row.received_at))
                 });
             match decoded {
-                Ok((workflow_id, event)) => out.push(JournalEntry { key, workflow_id, event }),
+                Ok((workflow_id, event, received_at)) => {
+                    out.push(JournalEntry { key, workflow_id, event, received_at })
+                }
                 Err(reason) => {
                     tracing::error!(key, error = %reason, "journal entry cannot be decoded; quarantined");
                     self.db
@@ -806,7 +809,12 @@ impl FirestoreDocs {
             };
             let Some(workflow_id) = row.workflow_id else { continue };
             match serde_json::from_str::<HotmartEvent>(&row.event) {
-                Ok(event) => out.entries.push(JournalEntry { key: key_of(&id), workflow_id, event }),
+                Ok(event) => out.entries.push(JournalEntry {
+                    key: key_of(&id),
+                    workflow_id,
+                    event,
+                    received_at: row.received_at,
+                }),
                 Err(_) => out.undecodable.push(key_of(&id)),
             }
         }
