@@ -1019,15 +1019,18 @@ impl FirestoreDocs {
     // ---- Students ----
 
     /// Upserts `(email, workflow_id)`; an older `updated_at` never overwrites a newer one.
-    pub async fn put_access(&self, a: StudentAccess) -> anyhow::Result<()> {
+    /// Whether it is a new decision: nothing stored for the key, or an older one.
+    pub async fn put_access(&self, a: StudentAccess) -> anyhow::Result<bool> {
         let id = doc_id(&[&a.email, &a.workflow_id])?;
         let doc = StudentDoc::from(a);
-        self.db
+        let new = self
+            .db
             .run_transaction(|db, tx| {
                 let (id, doc) = (id.clone(), doc.clone());
                 Box::pin(async move {
                     let current: Option<UpdatedAt> =
                         db.fluent().select().by_id_in(STUDENT_ACCESS).obj().one(&id).await?;
+                    let new = current.as_ref().is_none_or(|c| doc.updated_at > c.updated_at);
                     if current.is_none_or(|c| doc.updated_at >= c.updated_at) {
                         db.fluent()
                             .update()
@@ -1036,11 +1039,11 @@ impl FirestoreDocs {
                             .object(&doc)
                             .add_to_transaction(tx)?;
                     }
-                    TxResult::Ok(())
+                    TxResult::Ok(new)
                 })
             })
             .await?;
-        Ok(())
+        Ok(new)
     }
 
     /// Ordered by workflow id.
