@@ -138,3 +138,21 @@ ensure_promtool() {
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 \
     || { $sudo apt-get update >/dev/null && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null; }
 }
+
+# Node and playwright-core for the console's browser test (tests/browser/). `npm ci` only
+# when node_modules is missing or older than the lock; never downloads a browser (the test
+# drives the system Chromium).
+ensure_browser_deps() {
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "installing Node.js (apt-get install nodejs npm)..." >&2
+    local sudo=
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get install -y --no-install-recommends nodejs npm >/dev/null 2>&1 \
+      || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends nodejs npm >/dev/null; }
+  fi
+  local dir=tests/browser stamp=tests/browser/node_modules/.tollgate-lock
+  if [ ! -f "$stamp" ] || ! cmp -s "$dir/package-lock.json" "$stamp"; then
+    (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund >/dev/null)
+    cp "$dir/package-lock.json" "$stamp"
+  fi
+}

@@ -10,9 +10,12 @@ source scripts/lib.sh
 ensure_disk
 ensure_temporal
 ensure_chromium
+ensure_browser_deps
 ensure_promtool
-# The shipped alert rules parse and type-check; the Grafana dashboard is valid JSON.
+# The shipped alert rules parse, type-check and fire when they should (docs/alerts.test.yml);
+# the Grafana dashboard is valid JSON.
 promtool check rules docs/alerts.yml
+promtool test rules docs/alerts.test.yml
 python3 -m json.tool docs/grafana-dashboard.json >/dev/null
 cargo build --locked --workspace --bins --tests
 # Licenses, bans, sources (and advisories where the RustSec database is reachable).

@@ -82,8 +82,10 @@ impl StoreActivities {
         a: StudentAccess,
     ) -> Result<(), ActivityError> {
         let state = a.state.clone();
-        self.docs.put_access(a).await?;
-        metrics::DECISIONS.with_label_values(&[&state]).inc();
+        // Each decision once: a retried write of the same record is not another one.
+        if self.docs.put_access(a).await? {
+            metrics::DECISIONS.with_label_values(&[&state]).inc();
+        }
         Ok(())
     }
 

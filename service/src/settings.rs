@@ -40,6 +40,8 @@ pub struct Settings {
     pub log_json: bool,
     /// TOLLGATE_WORKER_METRICS_ADDR: where the worker serves `/metrics` (unset: nowhere).
     pub worker_metrics_addr: Option<SocketAddr>,
+    /// TOLLGATE_METRICS_TOKEN: when set, both `/metrics` endpoints want it as a bearer token.
+    pub metrics_token: Option<Secret>,
     /// TOLLGATE_TEMPORAL_UI_URL: the Temporal Web UI, for links from the staff console.
     pub temporal_ui_url: String,
 }
@@ -188,6 +190,7 @@ impl Settings {
         Ok(Self {
             log_json,
             worker_metrics_addr,
+            metrics_token: env.secret("TOLLGATE_METRICS_TOKEN"),
             temporal_ui_url: env
                 .var("TOLLGATE_TEMPORAL_UI_URL")
                 .unwrap_or_else(|| "http://127.0.0.1:8233".into())
@@ -297,12 +300,14 @@ mod tests {
             ("TALENTLMS_API_KEY", "key"),
             ("TOLLGATE_LOG_FORMAT", "json"),
             ("TOLLGATE_WORKER_METRICS_ADDR", "127.0.0.1:9464"),
+            ("TOLLGATE_METRICS_TOKEN", "scrape"),
             ("TOLLGATE_HTTP_HEADER_TIMEOUT", "5s"),
             ("TOLLGATE_PUBLIC_URL", "https://tollgate.example.com"),
         ])
         .unwrap();
         assert!(s.log_json && s.http.https);
         assert_eq!(s.worker_metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(s.metrics_token.as_ref().map(Secret::expose), Some("scrape"));
         assert_eq!((s.http.header_timeout_secs, s.http.body_timeout_secs), (5, 10));
         assert_eq!(s.http.addr.port(), 9000);
         assert_eq!(s.http.ingress, Ingress::Direct);

@@ -36,8 +36,6 @@ pub async fn run(journal: DocStore, settings: Arc<Settings>, temporal: Temporal,
     };
     tracing::info!("forwarder connected to Temporal");
     let mut backoff = Duration::from_millis(200);
-    // When this forwarder first saw each pending entry: forward latency and backlog age.
-    let mut first_seen: std::collections::HashMap<String, std::time::Instant> = Default::default();
     loop {
         let batch = match journal.pending(BATCH).await {
             Ok(b) => b,
@@ -48,18 +46,14 @@ pub async fn run(journal: DocStore, settings: Arc<Settings>, temporal: Temporal,
             }
         };
         if batch.is_empty() {
-            first_seen.clear();
             metrics::OLDEST_PENDING_AGE.set(0);
             let _ = tokio::time::timeout(IDLE_POLL, wake.notified()).await;
             continue;
         }
-        let now = std::time::Instant::now();
-        for entry in &batch {
-            first_seen.entry(entry.key.clone()).or_insert(now);
-        }
         // Batches come oldest first: the first entry is the oldest one waiting.
-        let oldest = first_seen.get(&batch[0].key).map_or(0, |t| t.elapsed().as_secs());
-        metrics::OLDEST_PENDING_AGE.set(oldest as i64);
+        metrics::OLDEST_PENDING_AGE.set(metrics::age_secs(batch[0].received_at));
+        let journaled: std::collections::HashMap<String, i64> =
+            batch.iter().map(|e| (e.key.clone(), e.received_at)).collect();
         let n = batch.len();
         let results: Vec<(String, anyhow::Result<()>)> = futures::stream::iter(batch)
             .map(|entry| {
@@ -83,12 +77,13 @@ pub async fn run(journal: DocStore, settings: Arc<Settings>, temporal: Temporal,
                 }
             }
         }
-        let forwarded: Vec<std::time::Instant> = done.iter().filter_map(|k| first_seen.remove(k)).collect();
+        let forwarded: Vec<i64> = done.iter().filter_map(|k| journaled.get(k).copied()).collect();
         match journal.mark_forwarded(done).await {
             Ok(()) => {
                 metrics::JOURNAL_FORWARDED.inc_by(forwarded.len() as u64);
-                for t in forwarded {
-                    metrics::FORWARD_LATENCY.observe(t.elapsed().as_secs_f64());
+                let now = tollgate_store::now_ms();
+                for at in forwarded {
+                    metrics::FORWARD_LATENCY.observe((now - at).max(0) as f64 / 1000.0);
                 }
             }
             Err(e) => {

@@ -32,17 +32,19 @@ pub static JOURNAL_FORWARDED: LazyLock<IntCounter> = LazyLock::new(|| {
         .expect("metric registers once")
 });
 
-/// From the first time the forwarder saw an entry pending to Temporal accepting it.
+/// From an entry's journaling (its `received_at`) to Temporal accepting it.
 pub static FORWARD_LATENCY: LazyLock<Histogram> = LazyLock::new(|| {
     register_histogram!(
         "tollgate_journal_forward_latency_seconds",
-        "Time from a journal entry pending to Temporal accepting it",
+        "Time from a webhook being journaled to Temporal accepting it",
         vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0]
     )
     .expect("metric registers once")
 });
 
-/// Age of the oldest entry still waiting for Temporal (0 when none), kept by the forwarder.
+/// Age of the oldest entry still waiting for Temporal (0 when none), from when it was
+/// journaled: kept by the forwarder and re-read from the store at each scrape, so a
+/// backlog left by a previous process (or while Temporal is unreachable) shows its age.
 pub static OLDEST_PENDING_AGE: LazyLock<IntGauge> = LazyLock::new(|| {
     register_int_gauge!(
         "tollgate_journal_oldest_pending_age_seconds",
@@ -78,10 +80,25 @@ pub fn init() {
     LazyLock::force(&OLDEST_PENDING_AGE);
 }
 
+/// Seconds since `ms` (epoch ms), never negative.
+pub fn age_secs(ms: i64) -> i64 {
+    (tollgate_store::now_ms() - ms).max(0) / 1000
+}
+
+/// Seconds the oldest pending journal entry has waited since it was journaled (0 if none).
+pub async fn oldest_pending_age(docs: &tollgate_store::DocStore) -> anyhow::Result<i64> {
+    Ok(docs.pending(1).await?.first().map_or(0, |e| age_secs(e.received_at)))
+}
+
 /// `GET /metrics`: the journal gauges are read from the store at scrape time.
 pub async fn scrape(
     axum::extract::State(s): axum::extract::State<AppState>,
-) -> impl axum::response::IntoResponse {
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if !tollgate_service::metrics::allowed(s.settings.metrics_token.as_ref(), &headers) {
+        return tollgate_service::metrics::unauthorized();
+    }
     match s.docs.journal_counts().await {
         Ok((entries, pending)) => {
             ENTRIES.set(entries);
@@ -89,9 +106,13 @@ pub async fn scrape(
         }
         Err(e) => tracing::warn!(error = %format!("{e:#}"), "metrics: cannot count the journal"),
     }
+    match oldest_pending_age(&s.docs).await {
+        Ok(age) => OLDEST_PENDING_AGE.set(age),
+        Err(e) => tracing::warn!(error = %format!("{e:#}"), "metrics: cannot read the oldest pending entry"),
+    }
     match s.docs.quarantine_stats().await {
         Ok(q) => QUARANTINED.set(q.count as i64),
         Err(e) => tracing::warn!(error = %format!("{e:#}"), "metrics: cannot read the quarantine"),
     }
-    tollgate_service::metrics::respond(None, &s.metrics_http).await
+    tollgate_service::metrics::respond(None, &s.metrics_http).await.into_response()
 }

@@ -155,6 +155,7 @@ struct JournalDoc {
 struct PendingRow {
     workflow_id: Option<String>,
     event: String,
+    received_at: i64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -757,10 +758,12 @@ impl FirestoreDocs {
                         row.workflow_id.ok_or_else(|| "routable entry without a workflow id".to_string())?;
                     let event =
                         serde_json::from_str::<HotmartEvent>(&row.event).map_err(|e| e.to_string())?;
-                    Ok((workflow_id, event))
+                    Ok((workflow_id, event, row.received_at))
                 });
             match decoded {
-                Ok((workflow_id, event)) => out.push(JournalEntry { key, workflow_id, event }),
+                Ok((workflow_id, event, received_at)) => {
+                    out.push(JournalEntry { key, workflow_id, event, received_at })
+                }
                 Err(reason) => {
                     tracing::error!(key, error = %reason, "journal entry cannot be decoded; quarantined");
                     self.db
@@ -806,7 +809,12 @@ impl FirestoreDocs {
             };
             let Some(workflow_id) = row.workflow_id else { continue };
             match serde_json::from_str::<HotmartEvent>(&row.event) {
-                Ok(event) => out.entries.push(JournalEntry { key: key_of(&id), workflow_id, event }),
+                Ok(event) => out.entries.push(JournalEntry {
+                    key: key_of(&id),
+                    workflow_id,
+                    event,
+                    received_at: row.received_at,
+                }),
                 Err(_) => out.undecodable.push(key_of(&id)),
             }
         }
@@ -1011,15 +1019,18 @@ impl FirestoreDocs {
     // ---- Students ----
 
     /// Upserts `(email, workflow_id)`; an older `updated_at` never overwrites a newer one.
-    pub async fn put_access(&self, a: StudentAccess) -> anyhow::Result<()> {
+    /// Whether it is a new decision: nothing stored for the key, or an older one.
+    pub async fn put_access(&self, a: StudentAccess) -> anyhow::Result<bool> {
         let id = doc_id(&[&a.email, &a.workflow_id])?;
         let doc = StudentDoc::from(a);
-        self.db
+        let new = self
+            .db
             .run_transaction(|db, tx| {
                 let (id, doc) = (id.clone(), doc.clone());
                 Box::pin(async move {
                     let current: Option<UpdatedAt> =
                         db.fluent().select().by_id_in(STUDENT_ACCESS).obj().one(&id).await?;
+                    let new = current.as_ref().is_none_or(|c| doc.updated_at > c.updated_at);
                     if current.is_none_or(|c| doc.updated_at >= c.updated_at) {
                         db.fluent()
                             .update()
@@ -1028,11 +1039,11 @@ impl FirestoreDocs {
                             .object(&doc)
                             .add_to_transaction(tx)?;
                     }
-                    TxResult::Ok(())
+                    TxResult::Ok(new)
                 })
             })
             .await?;
-        Ok(())
+        Ok(new)
     }
 
     /// Ordered by workflow id.

@@ -49,6 +49,8 @@ pub struct JournalEntry {
     pub key: String,
     pub workflow_id: String,
     pub event: HotmartEvent,
+    /// When it was journaled (epoch ms): backlog age and forward latency count from here.
+    pub received_at: i64,
 }
 
 /// The routable entries of a window, and the keys of those whose stored event this
@@ -208,19 +210,19 @@ impl Journal {
     pub async fn pending(&self, limit: usize) -> anyhow::Result<Vec<JournalEntry>> {
         self.db
             .call(move |c| {
-                let rows: Vec<(String, String, String)> = {
+                let rows: Vec<(String, String, String, i64)> = {
                     let mut st = c.prepare_cached(
-                        "SELECT event_id, workflow_id, event FROM journal
+                        "SELECT event_id, workflow_id, event, received_at FROM journal
                          WHERE forwarded_at IS NULL AND quarantined IS NULL AND workflow_id IS NOT NULL
                          ORDER BY seq LIMIT ?1",
                     )?;
-                    st.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    st.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
                         .collect::<Result<_, _>>()?
                 };
                 let mut out = Vec::with_capacity(rows.len());
-                for (key, workflow_id, json) in rows {
+                for (key, workflow_id, json, received_at) in rows {
                     match serde_json::from_str(&json) {
-                        Ok(event) => out.push(JournalEntry { key, workflow_id, event }),
+                        Ok(event) => out.push(JournalEntry { key, workflow_id, event, received_at }),
                         Err(e) => {
                             tracing::error!(key, error = %e, "journal entry cannot be decoded; quarantined");
                             c.execute(
@@ -241,17 +243,17 @@ impl Journal {
         self.db
             .call(move |c| {
                 let mut st = c.prepare_cached(
-                    "SELECT event_id, workflow_id, event FROM journal
+                    "SELECT event_id, workflow_id, event, received_at FROM journal
                      WHERE received_at >= ?1 AND received_at < ?2 AND workflow_id IS NOT NULL ORDER BY seq",
                 )?;
                 let rows = st.query_map([from_ms, to_ms], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get(3)?))
                 })?;
                 let mut out = JournalWindow::default();
                 for row in rows {
-                    let (key, workflow_id, json) = row?;
+                    let (key, workflow_id, json, received_at) = row?;
                     match serde_json::from_str(&json) {
-                        Ok(event) => out.entries.push(JournalEntry { key, workflow_id, event }),
+                        Ok(event) => out.entries.push(JournalEntry { key, workflow_id, event, received_at }),
                         Err(_) => out.undecodable.push(key),
                     }
                 }

@@ -215,7 +215,9 @@ impl DocStore {
     }
 
     // Students.
-    pub async fn put_access(&self, a: StudentAccess) -> anyhow::Result<()> {
+    /// Stores a student record unless a newer one is stored; returns whether it is a new
+    /// decision (a retried write of the same one is not).
+    pub async fn put_access(&self, a: StudentAccess) -> anyhow::Result<bool> {
         dispatch!(self, b => b.students.put(a).await, b.put_access(a).await)
     }
     pub async fn access_by_email(&self, email: &str) -> anyhow::Result<Vec<StudentAccess>> {

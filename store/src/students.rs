@@ -2,7 +2,7 @@
 //! the buyer, their TalentLMS user, the access state and courses. Written by the worker
 //! whenever a decision changes; the live source of truth stays the workflow's `status`.
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use crate::StudentAccess;
 use crate::db::Db;
@@ -19,17 +19,27 @@ impl Students {
 
     /// Upserts the row of `(email, workflow_id)`; an older `updated_at` never overwrites a
     /// newer one (activity retries can arrive late).
-    pub async fn put(&self, a: StudentAccess) -> anyhow::Result<()> {
+    /// Whether it is a new decision: nothing stored for the key, or an older one.
+    pub async fn put(&self, a: StudentAccess) -> anyhow::Result<bool> {
         let doc = serde_json::to_string(&a)?;
         self.db
             .call(move |c| {
-                c.execute(
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let stored: Option<i64> = tx
+                    .query_row(
+                        "SELECT updated_at FROM student_access WHERE email = ?1 AND workflow_id = ?2",
+                        params![a.email, a.workflow_id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                tx.execute(
                     "INSERT INTO student_access (email, workflow_id, product_id, doc, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT(email, workflow_id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at,
                      product_id = excluded.product_id WHERE excluded.updated_at >= student_access.updated_at",
                     params![a.email, a.workflow_id, a.product_id, doc, a.updated_at],
                 )?;
-                Ok(())
+                tx.commit()?;
+                Ok(stored.is_none_or(|t| a.updated_at > t))
             })
             .await
     }

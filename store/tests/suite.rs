@@ -492,12 +492,13 @@ fn access(email: &str, workflow: &str, product: i64, updated_at: i64) -> Student
 
 async fn student_access_keeps_the_newest(s: &DocStore) {
     let a = access("ana@example.com", "purchase-HP1", 5, 100);
-    s.put_access(a.clone()).await.unwrap();
+    assert!(s.put_access(a.clone()).await.unwrap(), "a first decision is new");
     assert_eq!(s.access_by_email("ana@example.com").await.unwrap(), vec![a.clone()]);
+    assert!(!s.put_access(a.clone()).await.unwrap(), "a retried write is not another decision");
 
     // A late retry of an older decision changes nothing.
     let older = StudentAccess { state: "pending".into(), updated_at: 50, ..a.clone() };
-    s.put_access(older).await.unwrap();
+    assert!(!s.put_access(older).await.unwrap());
     assert_eq!(s.access_by_email("ana@example.com").await.unwrap(), vec![a.clone()]);
 
     // A newer one replaces it whole: no stale optional field survives.
@@ -511,12 +512,12 @@ async fn student_access_keeps_the_newest(s: &DocStore) {
         updated_at: 200,
         ..a.clone()
     };
-    s.put_access(newer.clone()).await.unwrap();
+    assert!(s.put_access(newer.clone()).await.unwrap(), "a later decision is new");
     assert_eq!(s.access_by_email("ana@example.com").await.unwrap(), vec![newer.clone()]);
 
     // The same time overwrites (last write wins on ties).
     let same = StudentAccess { reason: "chargeback".into(), ..newer };
-    s.put_access(same.clone()).await.unwrap();
+    assert!(!s.put_access(same.clone()).await.unwrap());
     assert_eq!(s.access_by_email("ana@example.com").await.unwrap(), vec![same]);
 }
 

@@ -91,6 +91,12 @@ impl Warehouse {
         dispatch!(self, b => b.rows_between(from_ms, to_ms).await)
     }
 
+    /// The rows of one buyer (email compared without case) in `products`, oldest first:
+    /// the student page reads these, not the whole table.
+    pub async fn rows_of_buyer(&self, email: &str, products: &[i64]) -> anyhow::Result<Vec<RevenueRow>> {
+        dispatch!(self, b => b.rows_of_buyer(email, products).await)
+    }
+
     /// Deletes rows by key; returns how many existed.
     pub async fn delete_keys(&self, keys: Vec<String>) -> anyhow::Result<usize> {
         if keys.is_empty() {

@@ -34,6 +34,8 @@ CREATE INDEX IF NOT EXISTS revenue_time ON revenue(occurred_at);
 -- Covers the per-course daily sums: the dashboard's GROUP BY reads only this index.
 CREATE INDEX IF NOT EXISTS revenue_daily_cover ON revenue(currency, occurred_at, product_id, kind, gross_minor);
 CREATE INDEX IF NOT EXISTS revenue_txn ON revenue(txn);
+-- The staff console's student page: a buyer's rows without reading the others.
+CREATE INDEX IF NOT EXISTS revenue_buyer ON revenue(buyer_email COLLATE NOCASE);
 -- Subscription charges by the end of what they pay for (30 days when unknown; the
 -- constant is metrics::FALLBACK_PERIOD_MS and must match the query's expression).
 CREATE INDEX IF NOT EXISTS revenue_subscription_coverage
@@ -174,30 +176,25 @@ impl SqliteWarehouse {
                     "SELECT {COLUMNS} FROM revenue WHERE occurred_at >= ?1 AND occurred_at < ?2
                      ORDER BY occurred_at, key"
                 ))?;
-                let rows = st.query_map([from_ms, to_ms], |r| {
-                    let currency: String = r.get(10)?;
-                    let kind: String = r.get(1)?;
-                    Ok(RevenueRow {
-                        key: r.get(0)?,
-                        kind: RevenueKind::parse(&kind).unwrap_or(RevenueKind::Charge),
-                        transaction: r.get(2)?,
-                        event_id: r.get(3)?,
-                        product_id: r.get(4)?,
-                        buyer_email: r.get(5)?,
-                        subscriber_code: r.get(6)?,
-                        recurrence: r.get(7)?,
-                        gross: Money { minor: r.get(8)?, currency: currency.clone() },
-                        producer_net: match (r.get::<_, Option<i64>>(9)?, r.get::<_, Option<String>>(13)?) {
-                            (Some(minor), net_currency) => {
-                                Some(Money { minor, currency: net_currency.unwrap_or(currency) })
-                            }
-                            (None, _) => None,
-                        },
-                        occurred_at: r.get(11)?,
-                        paid_until: r.get(12)?,
-                    })
-                })?;
+                let rows = st.query_map([from_ms, to_ms], read_row)?;
                 Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await
+    }
+
+    /// The rows of one buyer (email compared without case) in `products`, through the
+    /// `revenue_buyer` index.
+    pub async fn rows_of_buyer(&self, email: &str, products: &[i64]) -> anyhow::Result<Vec<RevenueRow>> {
+        let (email, products) = (email.to_string(), products.to_vec());
+        self.db
+            .call(move |c| {
+                let mut st = c.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM revenue WHERE buyer_email = ?1 COLLATE NOCASE
+                     ORDER BY occurred_at, key"
+                ))?;
+                let rows = st.query_map([email], read_row)?;
+                let rows = rows.collect::<Result<Vec<_>, _>>()?;
+                Ok(rows.into_iter().filter(|r| products.contains(&r.product_id)).collect())
             })
             .await
     }
@@ -392,4 +389,27 @@ impl SqliteWarehouse {
             })
             .await
     }
+}
+
+/// One row of `SELECT {COLUMNS}`.
+fn read_row(r: &rusqlite::Row) -> rusqlite::Result<RevenueRow> {
+    let currency: String = r.get(10)?;
+    let kind: String = r.get(1)?;
+    Ok(RevenueRow {
+        key: r.get(0)?,
+        kind: RevenueKind::parse(&kind).unwrap_or(RevenueKind::Charge),
+        transaction: r.get(2)?,
+        event_id: r.get(3)?,
+        product_id: r.get(4)?,
+        buyer_email: r.get(5)?,
+        subscriber_code: r.get(6)?,
+        recurrence: r.get(7)?,
+        gross: Money { minor: r.get(8)?, currency: currency.clone() },
+        producer_net: match (r.get::<_, Option<i64>>(9)?, r.get::<_, Option<String>>(13)?) {
+            (Some(minor), net_currency) => Some(Money { minor, currency: net_currency.unwrap_or(currency) }),
+            (None, _) => None,
+        },
+        occurred_at: r.get(11)?,
+        paid_until: r.get(12)?,
+    })
 }

@@ -67,7 +67,8 @@ both!(
     delete_and_window,
     one_reversal_per_transaction,
     amounts_keep_their_own_currency_and_minor_unit,
-    open_range_reads_every_row
+    open_range_reads_every_row,
+    rows_of_one_buyer
 );
 
 fn day(s: &str) -> Day {
@@ -371,4 +372,41 @@ async fn open_range_reads_every_row(w: Warehouse) {
     w.record(row("OR2", RevenueKind::Refund, 1, -100, "BRL", at("2031-07-07", 0))).await.unwrap();
     let all = w.rows_between(i64::MIN, i64::MAX).await.unwrap();
     assert_eq!(all.iter().map(|r| r.transaction.as_str()).collect::<Vec<_>>(), ["OR1", "OR2"]);
+}
+
+async fn rows_of_one_buyer(w: Warehouse) {
+    let mine = |txn: &str, kind, product, when| RevenueRow {
+        buyer_email: "O'Brien@Example.com".into(),
+        ..row(txn, kind, product, 100, "BRL", when)
+    };
+    w.record(mine("B1", RevenueKind::Charge, 1, at("2026-02-02", 0))).await.unwrap();
+    w.record(mine("B1", RevenueKind::Refund, 1, at("2026-02-05", 0))).await.unwrap();
+    w.record(mine("B2", RevenueKind::Charge, 2, at("2026-02-03", 0))).await.unwrap();
+    w.record(mine("B3", RevenueKind::Charge, 3, at("2026-02-04", 0))).await.unwrap();
+    // Someone else, in the same product.
+    w.record(row("B4", RevenueKind::Charge, 1, 100, "BRL", at("2026-02-04", 0))).await.unwrap();
+    let keys = |rows: Vec<RevenueRow>| rows.into_iter().map(|r| r.key).collect::<Vec<_>>();
+    // Any case of the address; only the products asked for; oldest first.
+    let got = w.rows_of_buyer("o'brien@example.com", &[1, 2]).await.unwrap();
+    assert_eq!(keys(got), ["B1:charge", "B2:charge", "B1:refund"]);
+    assert_eq!(keys(w.rows_of_buyer("O'BRIEN@EXAMPLE.COM", &[3]).await.unwrap()), ["B3:charge"]);
+    assert!(w.rows_of_buyer("o'brien@example.com", &[]).await.unwrap().is_empty());
+    assert!(w.rows_of_buyer("nobody@example.com", &[1, 2, 3]).await.unwrap().is_empty());
+}
+
+/// Every process opens the warehouse: a second open of a current dataset finds the
+/// schema digest and keeps the data (one digest row, however often it is opened).
+#[tokio::test]
+async fn bigquery_reopen_checks_the_schema_digest() {
+    let Some(f) = bigquery("reopen").await else { return };
+    let Warehouse::BigQuery(w) = f.w else { unreachable!() };
+    let r = row("RO1", RevenueKind::Charge, 1, 100, "BRL", at("2026-02-02", 0));
+    assert!(w.record(r.clone()).await.unwrap());
+    let (project, dataset) = w.dataset_path();
+    let host = std::env::var("BIGQUERY_EMULATOR_HOST").unwrap();
+    let again = BigQueryWarehouse::open(project, dataset, Some(&host)).await.unwrap();
+    let (digests, _) =
+        again.query(&format!("SELECT digest FROM `{project}.{dataset}.schema_digest`"), &[]).await.unwrap();
+    assert_eq!(digests.len(), 1, "{digests:?}");
+    assert_eq!(again.rows_between(i64::MIN, i64::MAX).await.unwrap(), vec![r]);
 }

@@ -35,7 +35,9 @@ async fn main() -> anyhow::Result<()> {
         )?,
     };
 
-    let runtime = Runtime::from_current_tokio(metrics(settings.worker_metrics_addr).await?)?;
+    let runtime = Runtime::from_current_tokio(
+        metrics(settings.worker_metrics_addr, settings.metrics_token.clone()).await?,
+    )?;
     let client = Temporal::new(settings.temporal.clone()).client().await?.clone();
 
     let main_opts = WorkerOptions::new(settings.task_queue.as_str())
@@ -114,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
 /// loopback port, and `/metrics` on that address serves ours followed by the SDK's.
 async fn metrics(
     addr: Option<std::net::SocketAddr>,
+    token: Option<tollgate_service::Secret>,
 ) -> anyhow::Result<temporalio_sdk::runtime::RuntimeOptions> {
     use temporalio_common::telemetry::{
         PrometheusExporterOptions, TelemetryOptions, start_prometheus_metric_exporter,
@@ -124,7 +127,8 @@ async fn metrics(
         PrometheusExporterOptions::builder().socket_addr(([127, 0, 0, 1], 0).into()).build(),
     )?;
     let bound =
-        tollgate_service::metrics::serve(addr, Some(format!("http://{}/metrics", sdk.bound_addr))).await?;
+        tollgate_service::metrics::serve(addr, Some(format!("http://{}/metrics", sdk.bound_addr)), token)
+            .await?;
     tracing::info!(addr = %bound, "worker metrics on /metrics");
     let telemetry = TelemetryOptions::builder().metrics(sdk.meter as std::sync::Arc<_>).build();
     temporalio_sdk::runtime::RuntimeOptions::builder()

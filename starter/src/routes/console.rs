@@ -375,12 +375,16 @@ async fn students_page(
         return page(StatusCode::NOT_FOUND, "Students", Some(&session), &body);
     }
     let client = s.temporal.client().await.ok();
+    // Only this buyer's rows, in the products of their purchases (never a full scan).
+    let products: Vec<i64> = rows.iter().map(|r| r.product_id).collect();
     let revenue = match &s.warehouse {
-        Some(w) => w.rows_between(i64::MIN, i64::MAX).await.ok().map(|rows| {
-            rows.into_iter()
-                .filter(|r| r.buyer_email.eq_ignore_ascii_case(email.as_str()))
-                .collect::<Vec<_>>()
-        }),
+        Some(w) => match w.rows_of_buyer(email.as_str(), &products).await {
+            Ok(rows) => Some(rows),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "console: cannot read the student's revenue rows");
+                None
+            }
+        },
         None => None,
     };
     let ns = s.settings.temporal.client.namespace.clone();
@@ -452,14 +456,17 @@ async fn journal_page(State(s): State<AppState>, headers: HeaderMap) -> Response
         Ok(x) => x,
         Err(r) => return r,
     };
-    let read = async { anyhow::Ok((s.docs.journal_counts().await?, s.docs.quarantined(None, 100).await?)) };
-    let ((entries, pending), quarantined) = match read.await {
+    let read = async {
+        let counts = s.docs.journal_counts().await?;
+        let oldest = crate::metrics::oldest_pending_age(&s.docs).await?;
+        anyhow::Ok((counts, oldest, s.docs.quarantined(None, 100).await?))
+    };
+    let ((entries, pending), oldest, quarantined) = match read.await {
         Ok(x) => x,
         Err(e) => return failed(&session, "reading the journal", &e),
     };
-    let oldest = crate::metrics::OLDEST_PENDING_AGE.get();
     let mut body = format!(
-        r#"<section><p>Entries <b>{entries}</b> · waiting for Temporal <b id="pending">{pending}</b> · oldest waiting {oldest} s ·
+        r#"<section><p>Entries <b>{entries}</b> · waiting for Temporal <b id="pending">{pending}</b> · oldest waiting <b id="oldest">{oldest}</b> s ·
 quarantined <b id="quarantined">{}</b></p></section>
 <section><h2>Quarantine</h2><form method="post" action="/console/journal/redrive">{}<button>Redrive all</button></form>
 <table><tr><th>Id</th><th>Received</th><th>Event</th><th>Reason</th><th>Parser</th><th></th></tr>"#,

@@ -1,5 +1,11 @@
 //! What operators and on-call engineers touch: concurrent CLI runs against a running
 //! starter, slow clients, error bodies, readiness, and the student lookup by email.
+//!
+//! Every CLI command and route must work on every backend, so the tests that touch the
+//! store or the warehouse run twice (`<name>::sqlite`, `<name>::firestore`): on the
+//! embedded SQLite, and on the production backends, the Firestore and BigQuery emulators
+//! (`FIRESTORE_EMULATOR_HOST`, `BIGQUERY_EMULATOR_HOST`; `scripts/test.sh` starts them).
+//! Without an emulator the production variant fails, unless `TOLLGATE_SKIP_FIRESTORE=1`.
 
 use std::time::{Duration, Instant};
 
@@ -8,9 +14,96 @@ use tollgate_tests::{Stack, StackOptions, now_ms, purchase_wf, unique, unique_pr
 
 use crate::WAIT;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ten_concurrent_cli_link_adds_all_succeed_while_the_starter_runs() {
-    let stack = Stack::spawn(StackOptions::default()).await;
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Sqlite,
+    /// Firestore documents and the BigQuery warehouse, on their emulators.
+    Production,
+}
+
+/// The environment that puts a stack on the production backends, each test in its own
+/// Firestore project; `None` when skipped on purpose. The tests share one BigQuery
+/// dataset, created here once (each test's products and emails are its own): every
+/// process opening a fresh dataset would run the whole DDL on the one emulator.
+async fn production_env() -> Option<Vec<(&'static str, String)>> {
+    let (Ok(firestore), Ok(bigquery)) =
+        (std::env::var("FIRESTORE_EMULATOR_HOST"), std::env::var("BIGQUERY_EMULATOR_HOST"))
+    else {
+        assert_eq!(
+            std::env::var("TOLLGATE_SKIP_FIRESTORE").as_deref(),
+            Ok("1"),
+            "FIRESTORE_EMULATOR_HOST and BIGQUERY_EMULATOR_HOST must be set: start the emulators \
+             (scripts/test.sh does; or `source scripts/lib.sh; ensure_firestore_emulator; ensure_bq_emulator`), \
+             or set TOLLGATE_SKIP_FIRESTORE=1 to skip the production-backend variants"
+        );
+        eprintln!("TOLLGATE_SKIP_FIRESTORE=1: skipping the production-backend variant");
+        return None;
+    };
+    static DATASET: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    let dataset = DATASET.get_or_init(|| bigquery_dataset(&bigquery)).await.clone();
+    Some(vec![
+        ("TOLLGATE_STORE", "firestore".into()),
+        ("FIRESTORE_PROJECT_ID", unique("ops-e2e").to_lowercase()),
+        ("FIRESTORE_EMULATOR_HOST", firestore),
+        ("TOLLGATE_WAREHOUSE", "bigquery".into()),
+        ("BIGQUERY_PROJECT_ID", "test-project".into()),
+        ("BIGQUERY_DATASET", dataset),
+        ("BIGQUERY_EMULATOR_HOST", bigquery),
+    ])
+}
+
+/// A new BigQuery dataset with the warehouse's schema, made before the processes start:
+/// they then find it current instead of each running the DDL on the emulator at once.
+async fn bigquery_dataset(host: &str) -> String {
+    let dataset = unique("ops_e2e");
+    tollgate_warehouse::BigQueryWarehouse::open("test-project", &dataset, Some(host))
+        .await
+        .expect("the BigQuery emulator creates the dataset");
+    dataset
+}
+
+/// A stack on `backend`; `None` when that backend is skipped on purpose.
+async fn spawn_on(backend: Backend, opts: StackOptions) -> Option<Stack> {
+    let extra = match backend {
+        Backend::Sqlite => return Some(Stack::spawn(opts).await),
+        Backend::Production => production_env().await?,
+    };
+    // The harness starts on SQLite; restart both processes on the production backends.
+    let mut stack = Stack::spawn(opts).await;
+    stack.kill_worker().await;
+    stack.kill_starter().await;
+    stack.env.extend(extra.into_iter().map(|(k, v)| (k.to_string(), v)));
+    stack.start_worker();
+    stack.start_starter().await;
+    Some(stack)
+}
+
+/// `name::sqlite` and `name::firestore` tests calling `name(backend)`.
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn firestore() {
+                super::$name(super::Backend::Production).await
+            }
+        }
+    )*};
+}
+
+on_every_backend!(
+    ten_concurrent_cli_link_adds_all_succeed_while_the_starter_runs,
+    status_by_email_finds_an_address_with_a_quote,
+    readyz_follows_temporal_while_healthz_stays_live,
+    metrics_of_starter_and_worker_move_after_a_purchase,
+    staff_console_links_confirmation_student_timeline_and_journal,
+);
+
+async fn ten_concurrent_cli_link_adds_all_succeed_while_the_starter_runs(backend: Backend) {
+    let Some(stack) = spawn_on(backend, StackOptions::default()).await else { return };
     let products: Vec<String> = (0..10).map(|_| unique_product().to_string()).collect();
     let runs = products.iter().map(|p| {
         let stack = &stack;
@@ -29,9 +122,8 @@ async fn ten_concurrent_cli_link_adds_all_succeed_while_the_starter_runs() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_by_email_finds_an_address_with_a_quote() {
-    let stack = Stack::spawn(StackOptions::default()).await;
+async fn status_by_email_finds_an_address_with_a_quote(backend: Backend) {
+    let Some(stack) = spawn_on(backend, StackOptions::default()).await else { return };
     let p = unique_product();
     stack.link(p, &["101"], &["--policy", "lifetime"]).await;
     let email = format!("o'brien.{}@example.com", unique("q"));
@@ -112,14 +204,15 @@ async fn a_client_trickling_headers_or_body_is_cut_off() {
     assert_eq!(stack.health().await["status"], "ok");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readyz_follows_temporal_while_healthz_stays_live() {
+async fn readyz_follows_temporal_while_healthz_stays_live(backend: Backend) {
+    if matches!(backend, Backend::Production) && production_env().await.is_none() {
+        return;
+    }
     // Its own dev server: this test stops it.
     let mut temporal =
         tokio::task::spawn_blocking(|| tollgate_tests::TemporalServer::start(None)).await.unwrap();
-    let mut stack =
-        Stack::spawn(StackOptions { temporal: Some(temporal.address().to_string()), ..Default::default() })
-            .await;
+    let opts = StackOptions { temporal: Some(temporal.address().to_string()), ..Default::default() };
+    let mut stack = spawn_on(backend, opts).await.expect("not skipped");
     let get = |path: &'static str| {
         let url = format!("http://{}{path}", stack.http_addr);
         let http = stack.http.clone();
@@ -144,6 +237,20 @@ async fn readyz_follows_temporal_while_healthz_stays_live() {
     }
     assert_eq!(get("/healthz").await.0, 200, "liveness does not depend on Temporal");
     stack.kill_worker().await;
+
+    // A webhook journaled while Temporal is down waits. Its age counts from when it was
+    // journaled, also in a starter started later (which never reached Temporal at all).
+    let email = format!("{}@example.com", unique("age"));
+    let sale = Sale::one_off(unique_product(), &unique("HP"), &email);
+    assert_eq!(stack.post(&sale.event("PURCHASE_APPROVED", &unique("e"), now_ms())).await.0, 200);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stack.kill_starter().await;
+    stack.start_starter().await;
+    let url = format!("http://{}/metrics", stack.http_addr);
+    let page = stack.http.get(url).send().await.unwrap().text().await.unwrap();
+    assert_eq!(sample(&page, "tollgate_journal_pending"), 1.0);
+    let age = sample(&page, "tollgate_journal_oldest_pending_age_seconds");
+    assert!((3.0..120.0).contains(&age), "oldest pending age {age} s, journaled over 3 s ago");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,19 +301,22 @@ fn sample(page: &str, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("{series} not in:\n{page}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_of_starter_and_worker_move_after_a_purchase() {
-    let mut stack = Stack::spawn(StackOptions::default()).await;
+async fn metrics_of_starter_and_worker_move_after_a_purchase(backend: Backend) {
+    let Some(mut stack) = spawn_on(backend, StackOptions::default()).await else { return };
     let port = tollgate_tests::free_port();
     stack.kill_worker().await;
+    stack.kill_starter().await;
+    const TOKEN: &str = "test-metrics-token-4242";
     stack.env.push(("TOLLGATE_WORKER_METRICS_ADDR".into(), format!("127.0.0.1:{port}")));
+    stack.env.push(("TOLLGATE_METRICS_TOKEN".into(), TOKEN.into()));
     stack.start_worker();
+    stack.start_starter().await;
     let scrape = |url: String| {
         let http = stack.http.clone();
         async move {
             let deadline = Instant::now() + WAIT;
             loop {
-                match http.get(&url).send().await {
+                match http.get(&url).bearer_auth(TOKEN).send().await {
                     Ok(r) if r.status().is_success() => {
                         let ct = r.headers()["content-type"].to_str().unwrap().to_string();
                         assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
@@ -221,6 +331,19 @@ async fn metrics_of_starter_and_worker_move_after_a_purchase() {
     let starter_url = format!("http://{}/metrics", stack.http_addr);
     let worker_url = format!("http://127.0.0.1:{port}/metrics");
     let before = scrape(starter_url.clone()).await;
+    scrape(worker_url.clone()).await;
+    // With TOLLGATE_METRICS_TOKEN set, a scrape without it (or with another) reads nothing.
+    for url in [&starter_url, &worker_url] {
+        for token in [None, Some("test-metrics-token-4243"), Some(tollgate_tests::API_TOKEN)] {
+            let mut req = stack.http.get(url.as_str());
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 401, "{url} with {token:?}");
+            assert!(!r.text().await.unwrap().contains("tollgate_"), "{url} leaked metrics");
+        }
+    }
     let accepted = r#"tollgate_webhook_requests_total{outcome="accepted"}"#;
     assert_eq!(sample(&before, accepted), 0.0);
     assert_eq!(sample(&before, "tollgate_journal_forwarded_total"), 0.0);
@@ -258,9 +381,8 @@ fn csrf(html: &str) -> String {
     html[at..].split('"').next().unwrap().to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn staff_console_links_confirmation_student_timeline_and_journal() {
-    let stack = Stack::spawn(StackOptions::default()).await;
+async fn staff_console_links_confirmation_student_timeline_and_journal(backend: Backend) {
+    let Some(stack) = spawn_on(backend, StackOptions::default()).await else { return };
     let base = format!("http://{}", stack.http_addr);
     let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     // Signed out: the sign-in form; the read-only dashboard token does not open it.
@@ -412,7 +534,7 @@ async fn operator_commands_work_on_bigquery() {
     for (k, v) in [
         ("TOLLGATE_WAREHOUSE", "bigquery".to_string()),
         ("BIGQUERY_PROJECT_ID", "test-project".into()),
-        ("BIGQUERY_DATASET", unique("ops_e2e")),
+        ("BIGQUERY_DATASET", bigquery_dataset(&host).await),
         ("BIGQUERY_EMULATOR_HOST", host),
     ] {
         stack.env.push((k.into(), v));
