@@ -38,6 +38,7 @@ pub async fn run(journal: DocStore, settings: Arc<Settings>, temporal: Temporal,
     let mut backoff = Duration::from_millis(200);
     // When this forwarder first saw each pending entry: forward latency and backlog age.
     let mut first_seen: std::collections::HashMap<String, std::time::Instant> = Default::default();
+    let mut names = ProductNames::default();
     loop {
         let batch = match journal.pending(BATCH).await {
             Ok(b) => b,
@@ -53,6 +54,7 @@ pub async fn run(journal: DocStore, settings: Arc<Settings>, temporal: Temporal,
             let _ = tokio::time::timeout(IDLE_POLL, wake.notified()).await;
             continue;
         }
+        names.record(&journal, &batch).await;
         let now = std::time::Instant::now();
         for entry in &batch {
             first_seen.entry(entry.key.clone()).or_insert(now);
@@ -100,6 +102,33 @@ pub async fn run(journal: DocStore, settings: Arc<Settings>, temporal: Temporal,
             backoff = (backoff * 2).min(MAX_BACKOFF);
         } else {
             backoff = Duration::from_millis(200);
+        }
+    }
+}
+
+/// Product names as webhooks, imports and reconciliations state them, written to the
+/// store when they change (the dashboard and the API show them). Off the ack path.
+#[derive(Default)]
+struct ProductNames {
+    known: std::collections::HashMap<i64, String>,
+}
+
+impl ProductNames {
+    async fn record(&mut self, docs: &DocStore, batch: &[JournalEntry]) {
+        for e in batch {
+            let (Some(product), Some(name)) = (e.event.product_id, e.event.product_name.as_deref()) else {
+                continue;
+            };
+            let name = name.trim();
+            if name.is_empty() || self.known.get(&product.0).is_some_and(|n| n == name) {
+                continue;
+            }
+            match docs.put_product_name(product, name.to_string()).await {
+                Ok(()) => {
+                    self.known.insert(product.0, name.to_string());
+                }
+                Err(e) => tracing::warn!(error = %e, product = product.0, "cannot record a product name"),
+            }
         }
     }
 }
