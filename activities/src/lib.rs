@@ -123,6 +123,75 @@ impl StoreActivities {
         Ok(hotmart::deliver(&self.docs, &d).await?)
     }
 
+    #[activity(definition = acts::SweepHotmart)]
+    pub async fn sweep_hotmart(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        r: acts::SweepRequest,
+    ) -> Result<tollgate_domain::sweep::SweepBatch, ActivityError> {
+        Ok(hotmart::sweep(&self.docs, &r).await?)
+    }
+
+    #[activity(definition = acts::LinkedCourses)]
+    pub async fn linked_courses(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        _: (),
+    ) -> Result<Vec<String>, ActivityError> {
+        let mut courses = std::collections::BTreeSet::new();
+        let mut after = None;
+        loop {
+            let page = self.docs.links_page(after, 500).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.product_id);
+            courses.extend(page.into_iter().flat_map(|l| l.courses));
+        }
+        Ok(courses.into_iter().collect())
+    }
+
+    #[activity(definition = acts::CourseGrants)]
+    pub async fn course_grants(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        course: String,
+    ) -> Result<Vec<tollgate_domain::ledger::CourseGrant>, ActivityError> {
+        Ok(self.docs.course_grants(&course).await?)
+    }
+
+    #[activity(definition = acts::SaveAuditReport)]
+    pub async fn save_audit_report(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        r: tollgate_domain::audit::AuditReport,
+    ) -> Result<(), ActivityError> {
+        tracing::info!(id = %r.id, summary = %r.summary(), "TalentLMS audit");
+        let doc = serde_json::to_string(&r).map_err(anyhow::Error::from)?;
+        Ok(self.docs.put_report(tollgate_domain::audit::REPORT_KIND, &r.id, r.started_at_ms, doc).await?)
+    }
+
+    #[activity(definition = acts::SaveProductNames)]
+    pub async fn save_product_names(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        names: Vec<(i64, String)>,
+    ) -> Result<(), ActivityError> {
+        for (product, name) in names.into_iter().filter(|(_, n)| !n.trim().is_empty()) {
+            self.docs.put_product_name(tollgate_domain::ProductId(product), name.trim().to_string()).await?;
+        }
+        Ok(())
+    }
+
+    #[activity(definition = acts::SaveHotmartReport)]
+    pub async fn save_hotmart_report(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        r: tollgate_domain::sweep::HotmartReconcileReport,
+    ) -> Result<(), ActivityError> {
+        tracing::info!(id = %r.id, summary = %r.summary(), "Hotmart reconciliation");
+        let doc = serde_json::to_string(&r).map_err(anyhow::Error::from)?;
+        Ok(self.docs.put_report(tollgate_domain::sweep::REPORT_KIND, &r.id, r.started_at_ms, doc).await?)
+    }
+
     #[activity(definition = acts::ReconcileRevenue)]
     pub async fn reconcile(
         self: Arc<Self>,
@@ -209,6 +278,19 @@ impl TalentLmsActivities {
             Err(e) if e.is_conflict() => Ok(None),
             Err(e) => Err(failure(enrolment::Failure::TalentLms("create user", e))),
         }
+    }
+
+    #[activity(definition = acts::CourseUsers)]
+    pub async fn course_users(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        course: String,
+    ) -> Result<Option<Vec<(String, String)>>, ActivityError> {
+        self.pace.wait().await;
+        let detail = self.client.course_users(&talentlms::CourseId(course)).await;
+        metrics::talentlms_call("course_users", &detail);
+        let detail = detail.map_err(|e| failure(enrolment::Failure::TalentLms("list course users", e)))?;
+        Ok(detail.map(|d| d.users.into_iter().map(|u| (u.id.0, u.role)).collect()))
     }
 
     #[activity(definition = acts::Enroll)]

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use clap::Parser;
 
-const SECTIONS: [&str; 6] = ["enroll", "unenroll", "burst", "ack", "ceiling", "scale"];
+const SECTIONS: [&str; 7] = ["enroll", "unenroll", "burst", "ack", "ceiling", "scale", "import"];
 
 #[derive(Parser)]
 #[command(name = "tollgate-bench", about = "Tollgate's load generator and benchmark")]
@@ -61,6 +61,14 @@ struct Flags {
         help = "Signal-with-starts per concurrency in the ceiling section [default: 2000, --quick 300]"
     )]
     ceiling: Option<usize>,
+    #[arg(long, help = "Customers imported in the import section [default: 1000, --quick 200]")]
+    import: Option<usize>,
+    /// Hotmart's rate limit in the import section (calls per minute).
+    #[arg(long, default_value_t = 500)]
+    import_limit: u32,
+    /// Tollgate's Hotmart budget in the import section (`HOTMART_MAX_PER_MINUTE`).
+    #[arg(long, default_value_t = 450.0)]
+    import_budget: f64,
     /// Seed of the Hotmart streams.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -86,6 +94,9 @@ pub struct Args {
     pub scale_max_rps: f64,
     pub scale_timeout: u64,
     pub ceiling: usize,
+    pub import: usize,
+    pub import_limit: u32,
+    pub import_budget: f64,
     pub seed: u64,
 }
 
@@ -116,6 +127,9 @@ impl Args {
             scale_max_rps: f.scale_max_rps,
             scale_timeout: f.scale_timeout,
             ceiling: count(f.ceiling, 2000, 300),
+            import: count(f.import, 1000, 200),
+            import_limit: f.import_limit,
+            import_budget: f.import_budget,
             seed: f.seed,
         }
     }

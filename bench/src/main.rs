@@ -19,6 +19,9 @@
 //!             this process on a queue no worker polls (no Tollgate code involved)
 //!   scale     N subscription workflows with their next charge 30 days away, all enrolled
 //!             and waiting on their deadline: worker RSS, Temporal DB bytes per subscription
+//!   import    a school of N customers imported from the Hotmart simulator (500 calls/min):
+//!             customers per minute, the busiest minute against the limit; then the time of
+//!             one TalentLMS drift audit over the enrolments it made
 //!
 //! cargo build --release --bins && TOLLGATE_TEST_PROFILE=release \
 //!   cargo run --release -p tollgate-bench --bin tollgate-bench -- [--quick] [flags]
@@ -35,7 +38,7 @@ mod stream;
 use std::time::Instant;
 
 use crate::args::Args;
-use crate::sections::{ceiling_section, ingress_run, scale_section};
+use crate::sections::{ceiling_section, import_section, ingress_run, scale_section};
 use crate::stats::print_table;
 
 /// Many sockets in flight when the direct ingress falls behind: raise the soft limit (the
@@ -75,6 +78,9 @@ async fn main() {
     }
     if a.sections.contains("scale") {
         scale_section(&a).await;
+    }
+    if a.sections.contains("import") {
+        import_section(&a).await;
     }
     println!("\nbenchmark wall time {:.0} s", t0.elapsed().as_secs_f64());
 }

@@ -25,3 +25,10 @@ pub struct Grant {
     pub user_id: String,
     pub course_id: String,
 }
+
+/// Who holds a course for a user: one grant, seen from the course (the TalentLMS audit).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CourseGrant {
+    pub user_id: String,
+    pub workflow_id: String,
+}

@@ -5,6 +5,7 @@
 //! fuzzer all share one definition.
 
 pub mod access;
+pub mod audit;
 pub mod duration;
 pub mod error;
 #[cfg(feature = "fixtures")]
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod money;
 pub mod revenue;
 pub mod student;
+pub mod sweep;
 
 pub use access::{AccessPolicy, AccessState, CourseLink, Facts, Verdict};
 pub use error::ParseError;

@@ -184,6 +184,10 @@ pub struct SubscriptionQuery {
     pub subscriber_code: Option<String>,
     pub accession_date: Option<Millis>,
     pub end_accession_date: Option<Millis>,
+    /// Next charge on or after this (what the reconciliation reads: renewed and recently
+    /// cancelled subscriptions, whatever their accession).
+    pub date_next_charge: Option<Millis>,
+    pub end_date_next_charge: Option<Millis>,
     pub max_results: Option<u32>,
 }
 
@@ -341,6 +345,8 @@ impl Client {
         push(&mut query, "subscriber_code", q.subscriber_code.as_ref());
         push(&mut query, "accession_date", q.accession_date);
         push(&mut query, "end_accession_date", q.end_accession_date);
+        push(&mut query, "date_next_charge", q.date_next_charge);
+        push(&mut query, "end_date_next_charge", q.end_date_next_charge);
         let url = format!("{}/subscriptions", self.endpoints.payments);
         self.get("list subscriptions", &url, &query).await
     }

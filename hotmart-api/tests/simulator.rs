@@ -151,3 +151,27 @@ async fn wrong_credentials_are_an_error_without_the_secret() {
     assert!(!e.to_string().contains("not-the-secret-xyz"));
     assert!(!format!("{c:?}").contains("not-the-secret-xyz"));
 }
+
+#[tokio::test]
+async fn subscriptions_due_since_a_date_whatever_their_accession() {
+    let sim = sim(300, HotmartConfig::default()).await;
+    let c = client(&sim, 60_000.0);
+    let since = now_ms() - 10 * DAY;
+    let q = SubscriptionQuery {
+        accession_date: Some(0),
+        end_accession_date: Some(now_ms()),
+        date_next_charge: Some(since),
+        max_results: Some(23),
+        ..Default::default()
+    };
+    let due: Vec<String> = all_subscriptions(&c, &q).await.into_iter().map(|s| s.subscriber_code).collect();
+    let want: Vec<String> = sim
+        .school()
+        .subscriptions
+        .iter()
+        .filter(|r| r.subscription["date_next_charge"].as_i64().unwrap() >= since)
+        .map(|r| r.subscription["subscriber_code"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!want.is_empty() && want.len() < sim.school().subscriptions.len());
+    assert_eq!(due, want);
+}

@@ -20,6 +20,7 @@ pub(crate) fn router() -> Router<Arc<Sim>> {
         .route("/state", get(state))
         .route("/faults", get(faults).post(set_faults))
         .route("/courses", post(add_course))
+        .route("/enrollments", post(edit_enrollment))
         .route("/rate-limit", post(set_rate_limit))
         .route("/reset", post(reset))
 }
@@ -65,6 +66,30 @@ async fn add_course(State(sim): State<Arc<Sim>>, body: Result<Json<NewCourse>, J
         Ok(c) => {
             (StatusCode::CREATED, Json(SimCourse { id: c.id, name: c.name, code: c.code })).into_response()
         }
+        Err(e) => bad(e),
+    }
+}
+
+/// A staff member's edit in TalentLMS: enrolls (`"enrolled": true`) or removes a user.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnrollmentEdit {
+    user_id: String,
+    course_id: String,
+    enrolled: bool,
+}
+
+async fn edit_enrollment(
+    State(sim): State<Arc<Sim>>,
+    body: Result<Json<EnrollmentEdit>, JsonRejection>,
+) -> Response {
+    let Json(e) = match body {
+        Ok(b) => b,
+        Err(e) => return bad(e.body_text()),
+    };
+    match sim.edit_enrollment(&e.user_id, &e.course_id, e.enrolled) {
+        Ok(()) => Json(json!({"user_id": e.user_id, "course_id": e.course_id, "enrolled": e.enrolled}))
+            .into_response(),
         Err(e) => bad(e),
     }
 }

@@ -145,7 +145,8 @@ impl School {
     }
 }
 
-fn sale(product: i64, buyer: &Value, transaction: &str, status: &str, at: i64) -> Value {
+/// A one-off sale in the history's shape, approved at `at` (ordered a minute before).
+pub fn sale(product: i64, buyer: &Value, transaction: &str, status: &str, at: i64) -> Value {
     let name = match transaction.as_bytes().get(2) {
         Some(b'L') => format!("Lifetime course {product}"),
         _ => format!("One-year course {product}"),
@@ -550,6 +551,10 @@ async fn subscriptions(State(sim): State<Arc<HotmartSim>>, Query(q): Query<Param
         (None, None) => (Some(now_ms() - 30 * DAY_MS), None),
         other => other,
     };
+    let (next_from, next_to) = match (num(&q, "date_next_charge"), num(&q, "end_date_next_charge")) {
+        (Ok(s), Ok(e)) => (s, e),
+        (Err(r), _) | (_, Err(r)) => return *r,
+    };
     let status = q.get("status").cloned();
     let code = q.get("subscriber_code").cloned();
     let items: Vec<Value> = sim
@@ -567,10 +572,19 @@ async fn subscriptions(State(sim): State<Arc<HotmartSim>>, Query(q): Query<Param
                 && code.as_deref().is_none_or(|c| str_at(s, "/subscriber_code") == Some(c))
                 && from.is_none_or(|t| at >= t)
                 && to.is_none_or(|t| at <= t)
+                && next_in(int_at(s, "/date_next_charge"), next_from, next_to)
         })
         .cloned()
         .collect();
     page(items, &q)
+}
+
+/// The `date_next_charge` window: a subscription without that date is outside any window.
+fn next_in(next: Option<i64>, from: Option<i64>, to: Option<i64>) -> bool {
+    if from.is_none() && to.is_none() {
+        return true;
+    }
+    next.is_some_and(|n| from.is_none_or(|f| n >= f) && to.is_none_or(|t| n <= t))
 }
 
 async fn purchases(State(sim): State<Arc<HotmartSim>>, Path(code): Path<String>) -> Response {

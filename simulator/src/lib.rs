@@ -195,6 +195,15 @@ impl Sim {
         *self.lock() = Self::fresh(&self.config);
     }
 
+    fn edit_enrollment(&self, user_id: &str, course_id: &str, enrolled: bool) -> Result<(), String> {
+        let args: std::collections::BTreeMap<String, String> =
+            [("user_id".to_string(), user_id.to_string()), ("course_id".to_string(), course_id.to_string())]
+                .into();
+        let mut s = self.lock();
+        let r = if enrolled { s.db.enroll(&args) } else { s.db.unenroll(&args) };
+        r.map(|_| ()).map_err(|e| e.message)
+    }
+
     fn snapshot(&self) -> SimState {
         let s = self.lock();
         SimState {
@@ -363,6 +372,11 @@ impl SimHandle {
     /// Back to the initial state: seeded courses, no users, zeroed counters, startup faults.
     pub fn reset(&self) {
         self.sim.reset();
+    }
+
+    /// A staff member's edit in TalentLMS, outside Tollgate: enrolls or removes a learner.
+    pub fn edit_enrollment(&self, user_id: &str, course_id: &str, enrolled: bool) -> Result<(), String> {
+        self.sim.edit_enrollment(user_id, course_id, enrolled)
     }
 
     /// Stops accepting connections and waits for open ones to finish.

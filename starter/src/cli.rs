@@ -5,14 +5,17 @@
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use tollgate_domain::ProductId;
+use tollgate_domain::audit::{AuditReport, REPORT_KIND as AUDIT_KIND};
 use tollgate_domain::metrics::ReconcileRequest;
 use tollgate_service::{Settings, Temporal};
 use tollgate_store::DocStore;
 use tollgate_warehouse::Warehouse;
+use tollgate_workflows::hotmart_reconcile::HotmartReconcileRequest;
+use tollgate_workflows::talentlms_audit::AuditRequest;
 
 use crate::links::{LinkError, LinkInput, LinkService};
 use crate::revenue_ops::{self, ScheduleSettings};
-use crate::{hotmart_ops, journal, ops, startup};
+use crate::{hotmart_ops, journal, ops, reports, startup};
 
 /// Tollgate starter: Hotmart webhook ingress and operator commands.
 #[derive(Parser)]
@@ -45,15 +48,21 @@ enum Cmd {
         #[command(subcommand)]
         cmd: RevenueCmd,
     },
-    /// Temporal Schedules of the revenue workflows.
+    /// Temporal Schedules: revenue, the Hotmart reconciliation, the TalentLMS audit.
     Schedules {
         #[command(subcommand)]
         cmd: SchedulesCmd,
     },
-    /// Hotmart's REST API: import the customers a school had before Tollgate.
+    /// Hotmart's REST API: import the customers a school had before Tollgate; reconcile
+    /// missed webhooks.
     Hotmart {
         #[command(subcommand)]
         cmd: HotmartCmd,
+    },
+    /// TalentLMS: audit the linked courses for drift from the entitlement ledger.
+    Talentlms {
+        #[command(subcommand)]
+        cmd: TalentlmsCmd,
     },
     /// Show a student's access (by email) or one workflow's, with the reasons.
     Status {
@@ -78,6 +87,37 @@ enum HotmartCmd {
         /// Print what would change (students to enroll and unenroll, revenue rows); touch nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Compare Hotmart's sales and subscriptions of a window with what Tollgate knows and
+    /// deliver what it missed (a `HotmartReconcile` workflow); prints its report.
+    Reconcile {
+        /// Window start (UTC day YYYY-MM-DD); default: the last 3 days.
+        #[arg(long)]
+        since: Option<String>,
+        /// Report what Tollgate missed; deliver nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the latest reconciliation reports as JSON lines, newest first.
+    Reports {
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum TalentlmsCmd {
+    /// Compare every linked course's users with the grants (a `TalentLmsAudit` workflow);
+    /// prints its report. Courses no link names are never read or touched.
+    Audit {
+        /// Fix the differences through the ordinary enroll and unenroll (default: report only).
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Print the latest audit reports as JSON lines, newest first.
+    Reports {
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
     },
 }
 
@@ -147,6 +187,17 @@ enum SchedulesCmd {
         reconcile_cron: String,
         #[arg(long, default_value_t = 2)]
         reconcile_lookback_days: u32,
+        /// The Hotmart reconciliation (installed when HOTMART_CLIENT_ID is set).
+        #[arg(long, default_value = "20 * * * *")]
+        hotmart_reconcile_cron: String,
+        #[arg(long, default_value_t = tollgate_workflows::hotmart_reconcile::DEFAULT_LOOKBACK_DAYS)]
+        hotmart_reconcile_lookback_days: u32,
+        /// Also schedule the TalentLMS drift audit with this cron (e.g. "50 3 * * *").
+        #[arg(long)]
+        talentlms_audit_cron: Option<String>,
+        /// Let the scheduled audit repair what it finds (default: report only).
+        #[arg(long, requires = "talentlms_audit_cron")]
+        talentlms_audit_repair: bool,
     },
 }
 
@@ -251,13 +302,31 @@ impl Cli {
                 }
             },
             Cmd::Schedules {
-                cmd: SchedulesCmd::Apply { rollup_cron, reconcile_cron, reconcile_lookback_days },
+                cmd:
+                    SchedulesCmd::Apply {
+                        rollup_cron,
+                        reconcile_cron,
+                        reconcile_lookback_days,
+                        hotmart_reconcile_cron,
+                        hotmart_reconcile_lookback_days,
+                        talentlms_audit_cron,
+                        talentlms_audit_repair,
+                    },
             } => {
                 let client = temporal.client().await?;
+                // Without Hotmart credentials no worker reads its API: no schedule to fail.
+                let hotmart = hotmart_api::HotmartEnv::from_env()?.map(|_| {
+                    let mut req = HotmartReconcileRequest::new(hotmart_queue(&settings));
+                    req.lookback_days = hotmart_reconcile_lookback_days;
+                    (hotmart_reconcile_cron, req)
+                });
                 let s = ScheduleSettings {
                     rollup_cron,
                     reconcile_cron,
                     reconcile_lookback_days,
+                    hotmart,
+                    talentlms_audit: talentlms_audit_cron
+                        .map(|cron| (cron, audit_request(&settings, talentlms_audit_repair))),
                     ..Default::default()
                 };
                 for (id, what) in revenue_ops::apply_schedules(client, &settings.task_queue, &s).await? {
@@ -265,10 +334,7 @@ impl Cli {
                 }
             }
             Cmd::Hotmart { cmd: HotmartCmd::Import { since, product, dry_run } } => {
-                let since_ms = since
-                    .map(|d| d.parse::<tollgate_domain::metrics::Day>().map(|d| d.start_ms()))
-                    .transpose()
-                    .map_err(anyhow::Error::msg)?;
+                let since_ms = since.as_deref().map(day_start).transpose()?;
                 if dry_run {
                     let env = hotmart_api::HotmartEnv::from_env()?.ok_or_else(|| {
                         anyhow::anyhow!(
@@ -288,14 +354,43 @@ impl Cli {
                     );
                     println!("{}", serde_json::to_string_pretty(&report)?);
                 } else {
-                    let queue = tollgate_workflows::import::hotmart_queue(
-                        &settings.task_queue,
-                        std::env::var("TOLLGATE_HOTMART_QUEUE").ok(),
-                    );
                     let client = temporal.client().await?;
-                    let req = hotmart_ops::request(since_ms, product, queue);
+                    let req = hotmart_ops::request(since_ms, product, hotmart_queue(&settings));
                     let done = hotmart_ops::import(client, &settings.task_queue, req).await?;
                     println!("{}", serde_json::to_string_pretty(&done)?);
+                }
+            }
+            Cmd::Hotmart { cmd: HotmartCmd::Reconcile { since, dry_run } } => {
+                let mut req = HotmartReconcileRequest::new(hotmart_queue(&settings));
+                req.since_ms = since.as_deref().map(day_start).transpose()?;
+                req.dry_run = dry_run;
+                let client = temporal.client().await?;
+                let report = hotmart_ops::reconcile_now(client, &settings.task_queue, req).await?;
+                eprintln!("{}", report.summary());
+                println!("{}", serde_json::to_string_pretty(&hotmart_ops::report_json(&report))?);
+            }
+            Cmd::Hotmart { cmd: HotmartCmd::Reports { limit } } => {
+                let docs = DocStore::open(&settings.store).await?;
+                for r in hotmart_ops::latest_reports(&docs, limit).await? {
+                    println!("{}", serde_json::to_string(&hotmart_ops::report_json(&r))?);
+                }
+            }
+            Cmd::Talentlms { cmd: TalentlmsCmd::Audit { repair } } => {
+                let client = temporal.client().await?;
+                let report =
+                    reports::audit_now(client, &settings.task_queue, audit_request(&settings, repair))
+                        .await?;
+                eprintln!("{}", report.summary());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&reports::with_summary(&report, report.summary()))?
+                );
+            }
+            Cmd::Talentlms { cmd: TalentlmsCmd::Reports { limit } } => {
+                let docs = DocStore::open(&settings.store).await?;
+                let list: Vec<AuditReport> = reports::latest(&docs, AUDIT_KIND, limit).await?;
+                for r in list {
+                    println!("{}", serde_json::to_string(&reports::with_summary(&r, r.summary()))?);
                 }
             }
             Cmd::Status { email, workflow_id } => {
@@ -339,6 +434,23 @@ async fn links_cmd(links: &LinkService, cmd: LinksCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The start (UTC) of a `YYYY-MM-DD` day.
+fn day_start(day: &str) -> anyhow::Result<i64> {
+    day.parse::<tollgate_domain::metrics::Day>().map(|d| d.start_ms()).map_err(anyhow::Error::msg)
+}
+
+fn audit_request(settings: &Settings, repair: bool) -> AuditRequest {
+    AuditRequest { repair, talentlms_task_queue: settings.rules.talentlms_task_queue.clone() }
+}
+
+/// The Hotmart API activities' queue, as the worker computes it.
+fn hotmart_queue(settings: &Settings) -> String {
+    tollgate_workflows::import::hotmart_queue(
+        &settings.task_queue,
+        std::env::var("TOLLGATE_HOTMART_QUEUE").ok(),
+    )
 }
 
 fn cli_error(e: LinkError) -> anyhow::Error {

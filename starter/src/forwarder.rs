@@ -36,6 +36,7 @@ pub async fn run(journal: DocStore, settings: Arc<Settings>, temporal: Temporal,
     };
     tracing::info!("forwarder connected to Temporal");
     let mut backoff = Duration::from_millis(200);
+    let mut names = ProductNames::default();
     loop {
         let batch = match journal.pending(BATCH).await {
             Ok(b) => b,
@@ -50,6 +51,7 @@ pub async fn run(journal: DocStore, settings: Arc<Settings>, temporal: Temporal,
             let _ = tokio::time::timeout(IDLE_POLL, wake.notified()).await;
             continue;
         }
+        names.record(&journal, &batch).await;
         // Batches come oldest first: the first entry is the oldest one waiting.
         metrics::OLDEST_PENDING_AGE.set(metrics::age_secs(batch[0].received_at));
         let journaled: std::collections::HashMap<String, i64> =
@@ -95,6 +97,33 @@ pub async fn run(journal: DocStore, settings: Arc<Settings>, temporal: Temporal,
             backoff = (backoff * 2).min(MAX_BACKOFF);
         } else {
             backoff = Duration::from_millis(200);
+        }
+    }
+}
+
+/// Product names as webhooks, imports and reconciliations state them, written to the
+/// store when they change (the dashboard and the API show them). Off the ack path.
+#[derive(Default)]
+struct ProductNames {
+    known: std::collections::HashMap<i64, String>,
+}
+
+impl ProductNames {
+    async fn record(&mut self, docs: &DocStore, batch: &[JournalEntry]) {
+        for e in batch {
+            let (Some(product), Some(name)) = (e.event.product_id, e.event.product_name.as_deref()) else {
+                continue;
+            };
+            let name = name.trim();
+            if name.is_empty() || self.known.get(&product.0).is_some_and(|n| n == name) {
+                continue;
+            }
+            match docs.put_product_name(product, name.to_string()).await {
+                Ok(()) => {
+                    self.known.insert(product.0, name.to_string());
+                }
+                Err(e) => tracing::warn!(error = %e, product = product.0, "cannot record a product name"),
+            }
         }
     }
 }

@@ -10,12 +10,15 @@ use hotmart_api::{SalesQuery, Subscription, SubscriptionPurchase, SubscriptionQu
 use serde::Serialize;
 use temporalio_client::{Client, WorkflowIdConflictPolicy, WorkflowStartOptions};
 use tollgate_domain::access::{self, Facts, KeyKind};
+use tollgate_domain::sweep::{HotmartReconcileReport, REPORT_KIND};
 use tollgate_domain::{CourseLink, HotmartEvent, ProductId, WorkflowKey, ingress, revenue};
 use tollgate_store::DocStore;
-use tollgate_workflows::ImportWorkflow;
+use tollgate_workflows::hotmart_reconcile::HotmartReconcileRequest;
 use tollgate_workflows::import::{ImportProgress, ImportRequest, Phase, SALE_STATUSES};
+use tollgate_workflows::{HotmartReconcileWorkflow, ImportWorkflow};
 
 pub const IMPORT_WORKFLOW_ID: &str = "hotmart-import";
+pub const RECONCILE_SCHEDULE: &str = "tollgate-hotmart-reconcile";
 const PAGE_SIZE: u32 = 50;
 
 /// The workflow's input for these options.
@@ -58,6 +61,28 @@ pub async fn import(client: &Client, task_queue: &str, req: ImportRequest) -> an
             }
         }
     }
+}
+
+/// Runs one reconciliation now (id `hotmart-reconcile-{ms}`) and waits for its report.
+pub async fn reconcile_now(
+    client: &Client,
+    task_queue: &str,
+    req: HotmartReconcileRequest,
+) -> anyhow::Result<HotmartReconcileReport> {
+    let id = format!("hotmart-reconcile-{}", tollgate_store::now_ms());
+    let opts = WorkflowStartOptions::new(task_queue.to_string(), id).build();
+    let handle = client.start_workflow(HotmartReconcileWorkflow::run, req, opts).await?;
+    Ok(handle.get_result(Default::default()).await?)
+}
+
+/// The newest reconciliation reports, newest first.
+pub async fn latest_reports(docs: &DocStore, limit: usize) -> anyhow::Result<Vec<HotmartReconcileReport>> {
+    crate::reports::latest(docs, REPORT_KIND, limit).await
+}
+
+/// A report as the API and the CLI print it: its fields and its one-line summary.
+pub fn report_json(r: &HotmartReconcileReport) -> serde_json::Value {
+    crate::reports::with_summary(r, r.summary())
 }
 
 /// One status line: `[#####.....] subscriptions 250/1000 | events 900 (900 new)`.

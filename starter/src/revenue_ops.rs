@@ -9,11 +9,14 @@ use temporalio_client::schedules::{
 use temporalio_client::tonic::Code;
 use temporalio_client::{Client, RpcOptions, WorkflowIdConflictPolicy, WorkflowStartOptions};
 use tollgate_domain::metrics::{Day, DayRange, DayRollup, ReconcileRequest, RollupRequest};
+use tollgate_workflows::hotmart_reconcile::HotmartReconcileRequest;
 use tollgate_workflows::revenue_flows::ReconcileOutcome;
-use tollgate_workflows::{ReconcileWorkflow, RollupWorkflow};
+use tollgate_workflows::talentlms_audit::AuditRequest;
+use tollgate_workflows::{AuditWorkflow, HotmartReconcileWorkflow, ReconcileWorkflow, RollupWorkflow};
 
 pub const ROLLUP_SCHEDULE: &str = "tollgate-revenue-rollup";
 pub const RECONCILE_SCHEDULE: &str = "tollgate-revenue-reconcile";
+pub const AUDIT_SCHEDULE: &str = "tollgate-talentlms-audit";
 
 /// What `schedules apply` installs. Crons are UTC.
 #[derive(Debug, Clone)]
@@ -25,6 +28,10 @@ pub struct ScheduleSettings {
     pub reconcile_lookback_days: u32,
     /// Journal entries younger than this are left to their workflow.
     pub settle_secs: u64,
+    /// The Hotmart reconciliation's cron and input, when Hotmart credentials are set.
+    pub hotmart: Option<(String, HotmartReconcileRequest)>,
+    /// The TalentLMS drift audit's cron and input.
+    pub talentlms_audit: Option<(String, AuditRequest)>,
 }
 
 impl Default for ScheduleSettings {
@@ -34,6 +41,8 @@ impl Default for ScheduleSettings {
             reconcile_cron: "40 * * * *".into(),
             reconcile_lookback_days: 2,
             settle_secs: 600,
+            hotmart: None,
+            talentlms_audit: None,
         }
     }
 }
@@ -70,8 +79,27 @@ pub async fn apply_schedules(
         ),
         s.reconcile_cron.clone(),
     );
+    let mut schedules = vec![rollup, reconcile];
+    if let Some((cron, req)) = &s.hotmart {
+        let action = ScheduleAction::start_workflow(
+            HotmartReconcileWorkflow::run,
+            req.clone(),
+            task_queue,
+            "hotmart-reconcile-scheduled",
+        );
+        schedules.push((crate::hotmart_ops::RECONCILE_SCHEDULE, action, cron.clone()));
+    }
+    if let Some((cron, req)) = &s.talentlms_audit {
+        let action = ScheduleAction::start_workflow(
+            AuditWorkflow::run,
+            req.clone(),
+            task_queue,
+            "talentlms-audit-scheduled",
+        );
+        schedules.push((AUDIT_SCHEDULE, action, cron.clone()));
+    }
     let mut out = Vec::new();
-    for (id, action, cron) in [rollup, reconcile] {
+    for (id, action, cron) in schedules {
         let spec = ScheduleSpec::builder().cron_strings(vec![cron]).build();
         let opts = CreateScheduleOptions::builder()
             .action(action.clone())

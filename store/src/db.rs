@@ -67,6 +67,21 @@ CREATE TABLE IF NOT EXISTS ledger (
     user_id     TEXT,
     updated_at  INTEGER NOT NULL
 );
+-- Run reports (Hotmart reconciliation, TalentLMS audit) as JSON, by kind.
+CREATE TABLE IF NOT EXISTS reports (
+    kind TEXT NOT NULL,
+    id   TEXT NOT NULL,
+    at   INTEGER NOT NULL,
+    doc  TEXT NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+CREATE INDEX IF NOT EXISTS reports_latest ON reports(kind, at);
+-- Hotmart product names, from webhooks and the products API.
+CREATE TABLE IF NOT EXISTS product_names (
+    product_id INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
 "#;
 
 impl Db {
@@ -154,6 +169,8 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     }
     // The grants a key holds (a revoke), after `releasing` exists on old files.
     conn.execute_batch("CREATE INDEX IF NOT EXISTS grants_workflow ON grants(workflow_id)")?;
+    // The grants of a course (the TalentLMS audit).
+    conn.execute_batch("CREATE INDEX IF NOT EXISTS grants_course ON grants(course_id)")?;
     tx.commit()?;
     Ok(())
 }

@@ -14,6 +14,8 @@
 //! | `grants` | `{user}\|{course}\|{workflow}` | `user`, `course`, `workflow`, `granted_at` ms, `releasing` bool |
 //! | `ledger` | `{workflow_id}` | `facts` (JSON of `Facts`), `user_id` string or null, `updated_at` ms |
 //! | `student_access` | `{email}\|{workflow_id}` | the fields of [`StudentAccess`] (`email`, `workflow_id`, `product_id`, `updated_at`, ...) |
+//! | `reports` | `{kind}\|{id}` | `kind`, `id`, `at` ms, `doc` (the report as JSON) |
+//! | `product_names` | `{product_id}` | `product_id` int, `name`, `updated_at` ms |
 //!
 //! # Races
 //!
@@ -28,8 +30,8 @@
 //!
 //! Single-field indexes (automatic) serve the links page (`product_id >`, ordered by
 //! `product_id`), `by_email` (equality on `email`; sorted here) and the grants of a user
-//! and course (equalities on `user` and `course`; sorted here) and of a workflow (`held_grants`,
-//! equality on `workflow`). These composite indexes
+//! and course (equalities on `user` and `course`; sorted here), of a workflow (`held_grants`,
+//! equality on `workflow`) and of a course (`course_grants`, equality on `course`). These composite indexes
 //! must be created (the emulator needs none):
 //!
 //! - `journal`: `forwarded ASC, routable ASC, quarantined ASC, received_at ASC, __name__ ASC`
@@ -37,7 +39,8 @@
 //! - `journal`: `routable ASC, received_at ASC, __name__ ASC` (`journal_between`, the
 //!   revenue reconciliation);
 //! - `journal`: `held ASC, received_at ASC` (the oldest quarantined entry, `quarantine_stats`);
-//! - `student_access`: `product_id ASC, workflow_id ASC` (`access_by_product`).
+//! - `student_access`: `product_id ASC, workflow_id ASC` (`access_by_product`);
+//! - `reports`: `kind ASC, at DESC` (`latest_reports`).
 //!
 //! ```text
 //! gcloud firestore indexes composite create --collection-group=journal \
@@ -54,7 +57,7 @@ use firestore::{FirestoreDb, FirestoreDbOptions, FirestoreWritePrecondition};
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
-use tollgate_domain::ledger::{Grant, LedgerEntry};
+use tollgate_domain::ledger::{CourseGrant, Grant, LedgerEntry};
 use tollgate_domain::{AccessPolicy, CourseLink, Facts, HotmartEvent, ProductId};
 
 use crate::db::now_ms;
@@ -68,6 +71,8 @@ pub const GRANTS: &str = "grants";
 pub const LEDGER: &str = "ledger";
 pub const STUDENT_ACCESS: &str = "student_access";
 pub const SUBSCRIBERS: &str = "subscribers";
+pub const REPORTS: &str = "reports";
+pub const PRODUCT_NAMES: &str = "product_names";
 
 /// Firestore's `BatchWrite` takes at most 500 writes.
 const MAX_BATCH: usize = 500;
@@ -953,6 +958,25 @@ impl FirestoreDocs {
         Ok(())
     }
 
+    /// The grants of `course` (equality on `course`), releasing ones left out.
+    pub async fn course_grants(&self, course: &str) -> anyhow::Result<Vec<CourseGrant>> {
+        let mut out: Vec<CourseGrant> = self
+            .db
+            .fluent()
+            .select()
+            .from(GRANTS)
+            .filter(|q| q.field("course").eq(course))
+            .obj::<GrantDoc>()
+            .query()
+            .await?
+            .into_iter()
+            .filter(|g| !g.releasing)
+            .map(|g| CourseGrant { user_id: g.user, workflow_id: g.workflow })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
     pub async fn held_grants(&self, workflow: &str) -> anyhow::Result<Vec<Grant>> {
         let mut held: Vec<Grant> = self
             .db
@@ -1089,6 +1113,82 @@ impl FirestoreDocs {
             .query()
             .await?;
         Ok(docs.into_iter().map(StudentAccess::from).collect())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ReportDoc {
+    kind: String,
+    id: String,
+    at: i64,
+    doc: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ProductNameDoc {
+    product_id: i64,
+    name: String,
+    updated_at: i64,
+}
+
+impl FirestoreDocs {
+    // ---- Reports and product names ----
+
+    /// Creates or replaces the report `id` of `kind`.
+    pub async fn put_report(&self, kind: &str, id: &str, at_ms: i64, doc: String) -> anyhow::Result<()> {
+        let key = doc_id(&[kind, id])?;
+        let doc = ReportDoc { kind: kind.to_string(), id: id.to_string(), at: at_ms, doc };
+        self.db
+            .fluent()
+            .update()
+            .in_col(REPORTS)
+            .document_id(&key)
+            .object(&doc)
+            .execute::<IgnoredAny>()
+            .await?;
+        Ok(())
+    }
+
+    /// The newest `limit` reports of `kind`, newest first.
+    pub async fn latest_reports(&self, kind: &str, limit: usize) -> anyhow::Result<Vec<String>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let docs: Vec<ReportDoc> = self
+            .db
+            .fluent()
+            .select()
+            .from(REPORTS)
+            .filter(|q| q.field("kind").eq(kind))
+            .order(|o| o.fields([o.field("at").desc()]))
+            .limit(clamp(limit))
+            .obj()
+            .query()
+            .await?;
+        Ok(docs.into_iter().map(|d| d.doc).collect())
+    }
+
+    /// Records a product's name (the newest wins).
+    pub async fn put_product_name(&self, product: ProductId, name: String) -> anyhow::Result<()> {
+        let key = doc_id(&[&product.0.to_string()])?;
+        let doc = ProductNameDoc { product_id: product.0, name, updated_at: now_ms() };
+        self.db
+            .fluent()
+            .update()
+            .in_col(PRODUCT_NAMES)
+            .document_id(&key)
+            .object(&doc)
+            .execute::<IgnoredAny>()
+            .await?;
+        Ok(())
+    }
+
+    /// Every known product name, by product id.
+    pub async fn product_names(&self) -> anyhow::Result<Vec<(ProductId, String)>> {
+        let mut docs: Vec<ProductNameDoc> =
+            self.db.fluent().select().from(PRODUCT_NAMES).obj().query().await?;
+        docs.sort_by_key(|d| d.product_id);
+        Ok(docs.into_iter().map(|d| (ProductId(d.product_id), d.name)).collect())
     }
 }
 

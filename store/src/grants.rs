@@ -6,7 +6,7 @@
 //! reported as failed is still released later) and removed only after the unenroll.
 
 use rusqlite::{OptionalExtension, params};
-use tollgate_domain::ledger::Grant;
+use tollgate_domain::ledger::{CourseGrant, Grant};
 
 use crate::db::{Db, now_ms};
 
@@ -106,6 +106,23 @@ impl Grants {
                     params![u, c, w],
                 )?;
                 Ok(())
+            })
+            .await
+    }
+
+    /// The grants of `course`, by user then workflow, releasing ones left out (their
+    /// unenroll is under way).
+    pub async fn for_course(&self, course: &str) -> anyhow::Result<Vec<CourseGrant>> {
+        let c = course.to_string();
+        self.db
+            .call(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT user_id, workflow_id FROM grants WHERE course_id = ?1 AND releasing = 0
+                     ORDER BY user_id, workflow_id",
+                )?;
+                let rows =
+                    stmt.query_map([c], |r| Ok(CourseGrant { user_id: r.get(0)?, workflow_id: r.get(1)? }))?;
+                Ok(rows.collect::<Result<_, _>>()?)
             })
             .await
     }

@@ -10,6 +10,7 @@ pub mod grants;
 pub mod journal;
 pub mod ledger;
 pub mod links;
+pub mod reports;
 pub mod students;
 
 use tollgate_domain::{CourseLink, HotmartEvent, ProductId};
@@ -20,8 +21,9 @@ pub use grants::{Grants, Release};
 pub use journal::{Appended, Journal, JournalEntry, JournalWindow, QuarantineStats, Quarantined};
 pub use ledger::Ledger;
 pub use links::Links;
+pub use reports::Reports;
 pub use students::Students;
-pub use tollgate_domain::ledger::{Grant, LedgerEntry};
+pub use tollgate_domain::ledger::{CourseGrant, Grant, LedgerEntry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -53,6 +55,7 @@ pub struct SqliteDocs {
     pub grants: Grants,
     pub ledger: Ledger,
     pub students: Students,
+    pub reports: Reports,
 }
 
 impl SqliteDocs {
@@ -65,6 +68,7 @@ impl SqliteDocs {
             grants: Grants::new(db.clone()),
             ledger: Ledger::new(db.clone()),
             students: Students::new(db.clone()),
+            reports: Reports::new(db.clone()),
             db,
         })
     }
@@ -205,6 +209,11 @@ impl DocStore {
         dispatch!(self, b => b.grants.held(workflow).await, b.held_grants(workflow).await)
     }
 
+    /// The grants of a course (not those being released), by user then workflow.
+    pub async fn course_grants(&self, course: &str) -> anyhow::Result<Vec<CourseGrant>> {
+        dispatch!(self, b => b.grants.for_course(course).await, b.course_grants(course).await)
+    }
+
     // Entitlement ledger.
     pub async fn ledger(&self, workflow: &str) -> anyhow::Result<Option<LedgerEntry>> {
         dispatch!(self, b => b.ledger.get(workflow).await, b.ledger(workflow).await)
@@ -212,6 +221,24 @@ impl DocStore {
     /// Merges into the stored entry.
     pub async fn put_ledger(&self, entry: LedgerEntry) -> anyhow::Result<()> {
         dispatch!(self, b => b.ledger.put(entry).await, b.put_ledger(entry).await)
+    }
+
+    // Run reports (JSON documents by kind) and product names.
+    /// Creates or replaces the report `id` of `kind`.
+    pub async fn put_report(&self, kind: &str, id: &str, at_ms: i64, doc: String) -> anyhow::Result<()> {
+        dispatch!(self, b => b.reports.put(kind, id, at_ms, doc).await, b.put_report(kind, id, at_ms, doc).await)
+    }
+    /// The newest `limit` reports of `kind`, newest first.
+    pub async fn latest_reports(&self, kind: &str, limit: usize) -> anyhow::Result<Vec<String>> {
+        dispatch!(self, b => b.reports.latest(kind, limit).await, b.latest_reports(kind, limit).await)
+    }
+    /// Records a product's name (the newest wins).
+    pub async fn put_product_name(&self, product: ProductId, name: String) -> anyhow::Result<()> {
+        dispatch!(self, b => b.reports.put_product_name(product, name).await, b.put_product_name(product, name).await)
+    }
+    /// Every known product name, by product id.
+    pub async fn product_names(&self) -> anyhow::Result<Vec<(ProductId, String)>> {
+        dispatch!(self, b => b.reports.product_names().await, b.product_names().await)
     }
 
     // Students.

@@ -13,8 +13,8 @@ use tollgate_domain::fixtures::Sale;
 use tollgate_domain::hotmart::parse;
 use tollgate_domain::{AccessPolicy, CourseLink, HotmartEvent, ProductId};
 use tollgate_store::{
-    Appended, Db, DocStore, FirestoreDocs, Grant, Journal, LedgerEntry, QuarantineStats, Release, SqliteDocs,
-    StoreError, StudentAccess,
+    Appended, CourseGrant, Db, DocStore, FirestoreDocs, Grant, Journal, LedgerEntry, QuarantineStats,
+    Release, SqliteDocs, StoreError, StudentAccess,
 };
 
 fn event(id: &str, txn: &str) -> HotmartEvent {
@@ -97,7 +97,46 @@ both_backends!(
     the_ledger_merges_facts_across_runs,
     a_key_lists_the_grants_it_holds,
     a_release_whose_unenroll_may_have_happened_reclaims,
+    reports_are_kept_by_kind_newest_first,
+    product_names_are_kept_and_renamed,
+    a_course_lists_its_grants_but_not_those_being_released,
 );
+
+async fn a_course_lists_its_grants_but_not_those_being_released(s: &DocStore) {
+    s.grant("u2", "101", "purchase-B").await.unwrap();
+    s.grant("u1", "101", "purchase-A").await.unwrap();
+    s.grant("u1", "102", "purchase-A").await.unwrap();
+    s.grant("u3", "101", "purchase-C").await.unwrap();
+    // u3's last grant is being released: the unenroll is under way.
+    assert_eq!(s.release("u3", "101", "purchase-C").await.unwrap(), Release::Last);
+    let g = |u: &str, w: &str| CourseGrant { user_id: u.into(), workflow_id: w.into() };
+    assert_eq!(s.course_grants("101").await.unwrap(), [g("u1", "purchase-A"), g("u2", "purchase-B")]);
+    assert_eq!(s.course_grants("102").await.unwrap(), [g("u1", "purchase-A")]);
+    assert!(s.course_grants("103").await.unwrap().is_empty());
+}
+
+async fn reports_are_kept_by_kind_newest_first(s: &DocStore) {
+    s.put_report("hotmart_reconcile", "r1", 1_000, r#"{"n":1}"#.into()).await.unwrap();
+    s.put_report("hotmart_reconcile", "r2", 3_000, r#"{"n":2}"#.into()).await.unwrap();
+    s.put_report("talentlms_audit", "a1", 2_000, r#"{"a":1}"#.into()).await.unwrap();
+    // A run that reports again replaces its document.
+    s.put_report("hotmart_reconcile", "r1", 2_000, r#"{"n":3}"#.into()).await.unwrap();
+    assert_eq!(s.latest_reports("hotmart_reconcile", 10).await.unwrap(), [r#"{"n":2}"#, r#"{"n":3}"#]);
+    assert_eq!(s.latest_reports("hotmart_reconcile", 1).await.unwrap(), [r#"{"n":2}"#]);
+    assert_eq!(s.latest_reports("talentlms_audit", 10).await.unwrap(), [r#"{"a":1}"#]);
+    assert!(s.latest_reports("other", 10).await.unwrap().is_empty());
+}
+
+async fn product_names_are_kept_and_renamed(s: &DocStore) {
+    assert!(s.product_names().await.unwrap().is_empty());
+    s.put_product_name(ProductId(1002), "Fixed term".into()).await.unwrap();
+    s.put_product_name(ProductId(1001), "Lifetime".into()).await.unwrap();
+    s.put_product_name(ProductId(1002), "Fixed term (2025)".into()).await.unwrap();
+    assert_eq!(
+        s.product_names().await.unwrap(),
+        [(ProductId(1001), "Lifetime".to_string()), (ProductId(1002), "Fixed term (2025)".to_string())]
+    );
+}
 
 async fn the_ledger_merges_facts_across_runs(s: &DocStore) {
     assert_eq!(s.ledger("purchase-HP1").await.unwrap(), None);

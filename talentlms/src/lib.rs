@@ -17,7 +17,8 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 
 pub use error::Error;
 pub use model::{
-    Course, CourseId, EnrollOutcome, NewUser, RateLimit, UnenrollOutcome, User, UserCourse, UserId,
+    Course, CourseDetail, CourseId, CourseUser, EnrollOutcome, NewUser, RateLimit, UnenrollOutcome, User,
+    UserCourse, UserId,
 };
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -196,6 +197,12 @@ impl Client {
     }
 
     pub async fn course(&self, id: &CourseId) -> Result<Option<Course>, Error> {
+        let op = format!("get course {id}");
+        self.lookup(&op, &format!("courses/{}", args(&[("id", id.as_str())])), "course does not exist").await
+    }
+
+    /// The course with the users enrolled in it; `None` when the course does not exist.
+    pub async fn course_users(&self, id: &CourseId) -> Result<Option<CourseDetail>, Error> {
         let op = format!("get course {id}");
         self.lookup(&op, &format!("courses/{}", args(&[("id", id.as_str())])), "course does not exist").await
     }

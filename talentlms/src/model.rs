@@ -126,6 +126,23 @@ pub struct Course {
     pub description: Option<String>,
 }
 
+/// One user of a course, as `courses/id:{id}` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CourseUser {
+    pub id: UserId,
+    /// `learner` or `instructor`.
+    #[serde(default)]
+    pub role: String,
+}
+
+/// A course with its users (`courses/id:{id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CourseDetail {
+    pub id: CourseId,
+    #[serde(default)]
+    pub users: Vec<CourseUser>,
+}
+
 /// Input of `usersignup`. Debug hides the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct NewUser {

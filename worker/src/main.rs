@@ -8,7 +8,10 @@ use tollgate_activities::{StoreActivities, TalentLmsActivities};
 use tollgate_service::{Settings, Temporal};
 use tollgate_store::DocStore;
 use tollgate_warehouse::Warehouse;
-use tollgate_workflows::{AccessWorkflow, ImportWorkflow, ReconcileWorkflow, RollupWorkflow};
+use tollgate_workflows::{
+    AccessWorkflow, AuditWorkflow, HotmartReconcileWorkflow, ImportWorkflow, ReconcileWorkflow,
+    RollupWorkflow,
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -45,6 +48,8 @@ async fn main() -> anyhow::Result<()> {
         .register_workflow::<RollupWorkflow>()?
         .register_workflow::<ReconcileWorkflow>()?
         .register_workflow::<ImportWorkflow>()?
+        .register_workflow::<HotmartReconcileWorkflow>()?
+        .register_workflow::<AuditWorkflow>()?
         .register_activities(store_acts)
         .max_cached_workflows(settings.max_cached_workflows)
         // A crashed worker's sticky queue holds a timer's task this long before another

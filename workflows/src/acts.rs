@@ -140,6 +140,10 @@ pub struct PageRequest {
     pub page_token: Option<String>,
     /// Sales history: the `transaction_status` filter.
     pub status: Option<String>,
+    /// Subscriptions: only those whose next charge is on or after this (the
+    /// reconciliation's window), whatever their accession.
+    #[serde(default)]
+    pub next_charge_since_ms: Option<i64>,
 }
 
 /// API records to turn into webhook events and journal.
@@ -179,4 +183,52 @@ activity!(
     /// Turns API records into webhook bodies and journals them by id (the forwarder
     /// delivers them); an id the journal has is left alone.
     DeliverHotmart, "deliver_hotmart", HotmartDelivery => DeliveryReport
+);
+
+/// Records for the reconciliation to compare with what Tollgate knows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepRequest {
+    pub delivery: HotmartDelivery,
+    /// Judge and report only: journal nothing.
+    pub dry_run: bool,
+    /// Journal entries received since this count as known (besides the ledger): events
+    /// journaled but not yet folded by their workflow.
+    pub journal_since_ms: i64,
+}
+
+activity!(
+    /// Turns API records into webhook bodies, keeps those whose fact (transaction and
+    /// kind) neither the ledger nor the recent journal holds, and journals them.
+    SweepHotmart, "sweep_hotmart", SweepRequest => tollgate_domain::sweep::SweepBatch
+);
+activity!(
+    /// Stores a reconciliation report (replacing the run's earlier one).
+    SaveHotmartReport, "save_hotmart_report", tollgate_domain::sweep::HotmartReconcileReport => ()
+);
+activity!(
+    /// One page of the account's products (the products API).
+    HotmartProductsPage, "hotmart_products_page", Option<String> => hotmart_api::Page<hotmart_api::Product>
+);
+activity!(
+    /// Records product names `(product id, name)` in the document store.
+    SaveProductNames, "save_product_names", Vec<(i64, String)> => ()
+);
+
+// The TalentLMS drift audit.
+activity!(
+    /// Every course id some course link names (courses nobody links are never audited).
+    LinkedCourses, "linked_courses", () => Vec<String>
+);
+activity!(
+    /// The grants of one course (not those being released).
+    CourseGrants, "course_grants", String => Vec<tollgate_domain::ledger::CourseGrant>
+);
+activity!(
+    /// One course's users `(user id, role)` from TalentLMS (one call, on the TalentLMS
+    /// queue); `None` when the course does not exist.
+    CourseUsers, "course_users", String => Option<Vec<(String, String)>>
+);
+activity!(
+    /// Stores an audit report.
+    SaveAuditReport, "save_audit_report", tollgate_domain::audit::AuditReport => ()
 );

@@ -82,7 +82,7 @@ pub struct ImportProgress {
 }
 
 impl ImportProgress {
-    fn start(observed_at_ms: i64) -> Self {
+    pub(crate) fn start(observed_at_ms: i64) -> Self {
         Self {
             phase: Phase::Subscriptions,
             page_token: None,
@@ -94,6 +94,28 @@ impl ImportProgress {
             events: 0,
             events_new: 0,
             observed_at_ms,
+        }
+    }
+
+    /// Counts one page read: its records, the events derived and of them the new ones;
+    /// then the next page, or the next list.
+    pub(crate) fn record(
+        &mut self,
+        (subs, sales): (u64, u64),
+        total: Option<u64>,
+        (events, new): (u64, u64),
+        next: Option<String>,
+    ) {
+        self.pages += 1;
+        self.subscriptions += subs;
+        self.sales += sales;
+        self.phase_done += subs + sales;
+        self.phase_total = total;
+        self.events += events;
+        self.events_new += new;
+        match next {
+            Some(t) => self.page_token = Some(t),
+            None => self.next_phase(),
         }
     }
 
@@ -110,14 +132,14 @@ impl ImportProgress {
     }
 }
 
-fn api_opts(queue: &str) -> ActivityOptions {
+pub(crate) fn api_opts(queue: &str) -> ActivityOptions {
     ActivityOptions::with_start_to_close_timeout(Duration::from_secs(300))
         .task_queue(queue.to_string())
         .retry_policy(retry())
         .build()
 }
 
-fn store_opts() -> ActivityOptions {
+pub(crate) fn store_opts() -> ActivityOptions {
     ActivityOptions::with_start_to_close_timeout(Duration::from_secs(120)).retry_policy(retry()).build()
 }
 
@@ -166,59 +188,19 @@ impl ImportWorkflow {
                 product_id: req.product_id,
                 page_size: req.page_size,
                 page_token: p.page_token.clone(),
-                status: match p.phase {
-                    Phase::Sales(i) => Some(SALE_STATUSES[i].to_string()),
-                    _ => None,
-                },
+                status: status_of(p.phase),
+                next_charge_since_ms: None,
             };
-            let (delivery, next, total) = match p.phase {
-                Phase::Done => return Ok(p),
-                Phase::Subscriptions => {
-                    let page = ctx.execute_activity(HotmartSubscriptionsPage, page_req, api.clone()).await?;
-                    let charges = join_all(page.items.iter().map(|s| {
-                        ctx.execute_activity(
-                            HotmartSubscriptionPurchases,
-                            s.subscriber_code.clone(),
-                            api.clone(),
-                        )
-                    }))
-                    .await;
-                    let mut subscriptions = Vec::with_capacity(page.items.len());
-                    for (s, c) in page.items.iter().zip(charges) {
-                        subscriptions.push((s.clone(), c?));
-                    }
-                    let next = page.next().map(str::to_string);
-                    (
-                        HotmartDelivery { subscriptions, sales: vec![], ..delivery(&req, &p) },
-                        next,
-                        page.page_info.total_results,
-                    )
-                }
-                Phase::Sales(_) => {
-                    let page = ctx.execute_activity(HotmartSalesPage, page_req, api.clone()).await?;
-                    let next = page.next().map(str::to_string);
-                    (
-                        HotmartDelivery { sales: page.items, ..delivery(&req, &p) },
-                        next,
-                        page.page_info.total_results,
-                    )
-                }
+            let Some((delivery, next, total)) =
+                read_page(ctx, p.phase, page_req, &api, delivery(&req, &p)).await?
+            else {
+                return Ok(p);
             };
             let (n_subs, n_sales) = (delivery.subscriptions.len() as u64, delivery.sales.len() as u64);
             let report = ctx.execute_activity(DeliverHotmart, delivery, store_opts()).await?;
             ctx.state_mut(|s| {
                 let p = s.progress.as_mut().expect("set above");
-                p.pages += 1;
-                p.subscriptions += n_subs;
-                p.sales += n_sales;
-                p.phase_done += n_subs + n_sales;
-                p.phase_total = total;
-                p.events += report.events;
-                p.events_new += report.new;
-                match next {
-                    Some(t) => p.page_token = Some(t),
-                    None => p.next_phase(),
-                }
+                p.record((n_subs, n_sales), total, (report.events, report.new), next);
             });
             pages_this_run += 1;
             if pages_this_run >= PAGES_PER_RUN || ctx.continue_as_new_suggested() {
@@ -231,6 +213,47 @@ impl ImportWorkflow {
                 }
             }
         }
+    }
+}
+
+/// One page of the list `phase` names (a subscriptions page with each one's charges, or
+/// a sales page), as records for `base`; with the next page token and the list's total.
+/// `None` once every list is read.
+pub(crate) async fn read_page<W>(
+    ctx: &WorkflowContext<W>,
+    phase: Phase,
+    page_req: PageRequest,
+    api: &ActivityOptions,
+    base: HotmartDelivery,
+) -> WorkflowResult<Option<(HotmartDelivery, Option<String>, Option<u64>)>> {
+    Ok(Some(match phase {
+        Phase::Done => return Ok(None),
+        Phase::Subscriptions => {
+            let page = ctx.execute_activity(HotmartSubscriptionsPage, page_req, api.clone()).await?;
+            let charges = join_all(page.items.iter().map(|s| {
+                ctx.execute_activity(HotmartSubscriptionPurchases, s.subscriber_code.clone(), api.clone())
+            }))
+            .await;
+            let mut subscriptions = Vec::with_capacity(page.items.len());
+            for (s, c) in page.items.iter().zip(charges) {
+                subscriptions.push((s.clone(), c?));
+            }
+            let next = page.next().map(str::to_string);
+            (HotmartDelivery { subscriptions, sales: vec![], ..base }, next, page.page_info.total_results)
+        }
+        Phase::Sales(_) => {
+            let page = ctx.execute_activity(HotmartSalesPage, page_req, api.clone()).await?;
+            let next = page.next().map(str::to_string);
+            (HotmartDelivery { sales: page.items, ..base }, next, page.page_info.total_results)
+        }
+    }))
+}
+
+/// The sales-history status filter of a phase.
+pub(crate) fn status_of(phase: Phase) -> Option<String> {
+    match phase {
+        Phase::Sales(i) => Some(SALE_STATUSES[i].to_string()),
+        _ => None,
     }
 }
 

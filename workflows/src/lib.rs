@@ -4,10 +4,14 @@
 //! are implemented in the `activities` crate.
 
 pub mod acts;
+pub mod hotmart_reconcile;
 pub mod import;
 pub mod revenue_flows;
+pub mod talentlms_audit;
 pub mod workflow;
 
+pub use hotmart_reconcile::HotmartReconcileWorkflow;
 pub use import::ImportWorkflow;
 pub use revenue_flows::{ReconcileWorkflow, RollupWorkflow};
+pub use talentlms_audit::AuditWorkflow;
 pub use workflow::{AccessInput, AccessWorkflow, RulesConfig, Status};

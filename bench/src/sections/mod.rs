@@ -6,6 +6,7 @@ mod breakdown;
 mod burst;
 mod ceiling;
 mod enroll;
+mod import;
 mod scale;
 mod unenroll;
 
@@ -28,6 +29,7 @@ use enroll::enroll_section;
 use unenroll::unenroll_section;
 
 pub use ceiling::ceiling_section;
+pub use import::import_section;
 pub use scale::scale_section;
 
 /// One stack on its own dev server (SQLite file), for one ingress or the scale section.

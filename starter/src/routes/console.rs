@@ -515,6 +515,30 @@ quarantined <b id="quarantined">{}</b></p></section>
             body.push_str(r#"<p class="error">Temporal did not answer; the reports are in its UI.</p>"#);
         }
     }
+    body.push_str(r#"</section><section><h2>Latest Hotmart reconciliations</h2>"#);
+    match crate::hotmart_ops::latest_reports(&s.docs, 5).await {
+        Ok(reports) if reports.is_empty() => body.push_str(r#"<p class="muted">None has run yet.</p>"#),
+        Ok(reports) => {
+            body.push_str(
+                r#"<table class="hotmart-reconciliations"><tr><th>Run</th><th>Window</th><th>Summary</th></tr>"#,
+            );
+            for r in &reports {
+                let _ = write!(
+                    body,
+                    "<tr><td>{}</td><td>{} to {}</td><td>{}</td></tr>",
+                    esc(&r.id),
+                    when(Some(r.from_ms)),
+                    when(Some(r.to_ms)),
+                    esc(&r.summary())
+                );
+            }
+            body.push_str("</table>");
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "console: cannot list Hotmart reconciliations");
+            body.push_str(r#"<p class="error">The document store did not answer.</p>"#);
+        }
+    }
     body.push_str("</section>");
     page(StatusCode::OK, "Webhook journal", Some(&session), &body)
 }

@@ -60,6 +60,9 @@ pub struct LinkView {
     term: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     grace: Option<String>,
+    /// Hotmart's name of the product, once a webhook, an import or a reconciliation told it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    product_name: Option<String>,
     /// After a create or replace: the workflows the change was sent to.
     #[serde(skip_serializing_if = "Option::is_none")]
     workflows: Option<FanOut>,
@@ -80,6 +83,7 @@ impl From<&CourseLink> for LinkView {
             policy: policy.into(),
             term,
             grace,
+            product_name: None,
             workflows: None,
         }
     }
@@ -122,7 +126,13 @@ pub async fn list_links(
     let more = links.len() > limit;
     links.truncate(limit);
     let next = more.then(|| links.last().map(|l| l.product_id.to_string())).flatten();
-    Ok(Json(LinkPage { items: links.iter().map(LinkView::from).collect(), next }))
+    let names: std::collections::HashMap<i64, String> =
+        s.docs.product_names().await?.into_iter().map(|(p, n)| (p.0, n)).collect();
+    let items = links
+        .iter()
+        .map(|l| LinkView { product_name: names.get(&l.product_id.0).cloned(), ..LinkView::from(l) })
+        .collect();
+    Ok(Json(LinkPage { items, next }))
 }
 
 /// Create a course link. Course ids are checked in TalentLMS; releases purchases of the
@@ -148,7 +158,9 @@ pub async fn get_link(
     Path(product): Path<String>,
 ) -> ApiResult<Json<LinkView>> {
     let link = s.links.get(product_path(&product)?).await?;
-    Ok(Json(LinkView::from(&link)))
+    let product_name =
+        s.docs.product_names().await?.into_iter().find(|(p, _)| *p == link.product_id).map(|(_, n)| n);
+    Ok(Json(LinkView { product_name, ..LinkView::from(&link) }))
 }
 
 /// Replace a course link. Added courses are enrolled for the product's active students;

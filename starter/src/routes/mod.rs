@@ -3,6 +3,7 @@
 
 mod console;
 mod health;
+mod hotmart;
 mod journal;
 mod links;
 mod revenue;
@@ -31,6 +32,7 @@ pub fn router(state: AppState, warehouse: Option<Warehouse>) -> Router {
             .merge(links::router())
             .merge(students::router())
             .merge(journal::router())
+            .merge(hotmart::router())
             .merge(console::router())
             .route("/openapi.json", get(openapi))
             .route("/docs", get(docs_page))
@@ -63,7 +65,9 @@ pub fn router(state: AppState, warehouse: Option<Warehouse>) -> Router {
         students::student,
         journal::quarantine,
         journal::redrive_one,
-        journal::redrive_all
+        journal::redrive_all,
+        hotmart::reconciliations,
+        hotmart::audits
     ),
     components(schemas(
         crate::links::LinkInput,
@@ -77,6 +81,8 @@ pub fn router(state: AppState, warehouse: Option<Warehouse>) -> Router {
         journal::QuarantinePage,
         crate::journal::Redrive,
         crate::journal::StillQuarantined,
+        hotmart::ReconcileReports,
+        hotmart::AuditReports,
         ErrorBody
     )),
     modifiers(&BearerAuth)

@@ -151,6 +151,8 @@ struct DailyView {
     from: Day,
     to: Day,
     courses: Vec<CourseDay>,
+    /// Hotmart's name of each product in `courses` that has one, by product id.
+    product_names: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Serialize)]
@@ -168,12 +170,23 @@ async fn currencies(_: Reader, Extension(w): Extension<Warehouse>) -> ApiResult<
 
 async fn daily(
     _: Reader,
+    State(s): State<AppState>,
     Extension(w): Extension<Warehouse>,
     Params(q): Params<RangeQuery>,
 ) -> ApiResult<Json<DailyView>> {
     let (range, currency) = q.parse()?;
     let courses = w.course_days(&currency, range).await?;
+    let shown: std::collections::BTreeSet<i64> = courses.iter().map(|c| c.product_id).collect();
+    let product_names = s
+        .docs
+        .product_names()
+        .await?
+        .into_iter()
+        .filter(|(p, _)| shown.contains(&p.0))
+        .map(|(p, name)| (p.0.to_string(), name))
+        .collect();
     Ok(Json(DailyView {
+        product_names,
         exponent: tollgate_domain::money::exponent(currency.as_str()),
         currency,
         from: range.from,

@@ -81,23 +81,8 @@ fn webhook_stream(school: &School, p: SchoolProducts) -> Vec<(Value, String)> {
     out
 }
 
-fn enrolled(stack: &Stack) -> BTreeSet<(String, String)> {
-    stack.sim.enrollments().into_iter().collect()
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn import_existing_customers_with_faults_and_webhooks_then_reimport_changes_nothing() {
-    let products = SchoolProducts {
-        lifetime: unique_product(),
-        fixed_term: unique_product(),
-        subscription: unique_product(),
-    };
-    let now = now_ms();
-    let school = School::generate(CUSTOMERS, 12, now, products);
-    let want = expected(&school, products, now);
-    let hm = hotmart::spawn(HotmartConfig { school: school.clone(), ..Default::default() }).await.unwrap();
-
-    let mut stack = Stack::spawn(StackOptions::default()).await;
+/// Points the stack's worker and CLI at the Hotmart simulator.
+pub(crate) async fn use_hotmart(stack: &mut Stack, hm: &hotmart::HotmartHandle) {
     for (k, v) in [
         ("HOTMART_CLIENT_ID", hm.client_id().to_string()),
         ("HOTMART_CLIENT_SECRET", hm.client_secret().to_string()),
@@ -109,6 +94,37 @@ async fn import_existing_customers_with_faults_and_webhooks_then_reimport_change
     // The worker reads the Hotmart settings at start.
     stack.kill_worker().await;
     stack.start_worker();
+}
+
+pub(crate) fn enrolled(stack: &Stack) -> BTreeSet<(String, String)> {
+    stack.sim.enrollments().into_iter().collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_existing_customers_with_faults_and_webhooks_then_reimport_changes_nothing() {
+    import_school(CUSTOMERS).await;
+}
+
+/// The same with the 1,000 customers (a few minutes: run with `--ignored`).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "1,000 customers take minutes; run with --ignored"]
+async fn import_a_thousand_customers() {
+    import_school(1_000).await;
+}
+
+async fn import_school(customers: usize) {
+    let products = SchoolProducts {
+        lifetime: unique_product(),
+        fixed_term: unique_product(),
+        subscription: unique_product(),
+    };
+    let now = now_ms();
+    let school = School::generate(customers, 12, now, products);
+    let want = expected(&school, products, now);
+    let hm = hotmart::spawn(HotmartConfig { school: school.clone(), ..Default::default() }).await.unwrap();
+
+    let mut stack = Stack::spawn(StackOptions::default()).await;
+    use_hotmart(&mut stack, &hm).await;
     stack.link(products.lifetime, &["101"], &["--policy", "lifetime"]).await;
     stack.link(products.fixed_term, &["102"], &["--policy", "fixed_term", "--term", "365d"]).await;
     stack.link(products.subscription, &["103"], &["--policy", "subscription", "--grace", "3d"]).await;
@@ -171,7 +187,7 @@ async fn import_existing_customers_with_faults_and_webhooks_then_reimport_change
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     eprintln!(
-        "imported {CUSTOMERS} customers ({} events) in {import_time:?}; Hotmart calls {}, peak {}/min; enrolments {}",
+        "imported {customers} customers ({} events) in {import_time:?}; Hotmart calls {}, peak {}/min; enrolments {}",
         done["events"],
         state.total_calls,
         state.max_calls_per_minute,

@@ -4,7 +4,9 @@
 
 mod access;
 mod api;
+mod audit;
 mod hotmart;
+mod hotmart_reconcile;
 mod ingress;
 mod ledger;
 mod operators;
