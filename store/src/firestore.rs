@@ -19,7 +19,7 @@
 //!
 //! Writes that must not race are create-if-absent (the `CreateDocument` RPC fails with
 //! `ALREADY_EXISTS`) or read-then-write transactions: journal append (create; a resend
-//! increments `deliveries` in a transaction), link create (create), link put / delete
+//! increments `deliveries` with a server-side transform, never a contended transaction), link create (create), link put / delete
 //! (transaction, returning the previous link), grant (create), release and drop (transactions),
 //! ledger put (transaction, merging facts),
 //! student put (transaction, only when not older).
@@ -155,11 +155,6 @@ struct JournalDoc {
 struct PendingRow {
     workflow_id: Option<String>,
     event: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Deliveries {
-    deliveries: i64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -535,32 +530,53 @@ impl FirestoreDocs {
             Err(FirestoreError::DataConflictError(_)) => {}
             Err(e) => return Err(e.into()),
         }
-        let deliveries = self
-            .db
-            .run_transaction(|db, tx| {
-                let id = id.clone();
-                Box::pin(async move {
-                    let current: Option<Deliveries> =
-                        db.fluent().select().by_id_in(JOURNAL).obj().one(&id).await?;
-                    let Some(current) = current else {
-                        return Err(permanent(
-                            tx,
-                            std::io::Error::other(format!("journal entry {id} vanished")),
-                        ));
-                    };
-                    let next = Deliveries { deliveries: current.deliveries + 1 };
-                    db.fluent()
-                        .update()
-                        .fields(["deliveries"])
-                        .in_col(JOURNAL)
-                        .document_id(&id)
-                        .object(&next)
-                        .add_to_transaction(tx)?;
-                    Ok(next.deliveries)
-                })
-            })
-            .await?;
+        // A resend: count it with a server-side increment, not a read-then-write
+        // transaction. Copies of one event arrive in bursts, and contended transactions abort
+        // (a 503 for a copy already stored); an increment never conflicts.
+        let mut attempt = 0;
+        let deliveries = loop {
+            match self.count_delivery(&id).await {
+                Ok(n) => break n,
+                Err(e) if attempt < 4 => {
+                    attempt += 1;
+                    tracing::debug!(key, error = %e, attempt, "counting a resend failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         Ok(Appended::Duplicate { deliveries })
+    }
+
+    /// `deliveries += 1` on an existing entry; returns the new count.
+    async fn count_delivery(&self, id: &str) -> anyhow::Result<i64> {
+        use firestore::gcloud_sdk::google::firestore::v1::value::ValueType;
+        let writer = self.db.create_simple_batch_writer().await?;
+        let mut batch = writer.new_batch();
+        self.db
+            .fluent()
+            .update()
+            .in_col(JOURNAL)
+            .precondition(FirestoreWritePrecondition::Exists(true))
+            .document_id(id)
+            .transforms(|t| t.fields([t.field("deliveries").increment(1)]))
+            .only_transform()
+            .add_to_batch(&mut batch)?;
+        let response = batch.write().await?;
+        if let Some(status) = response.statuses.first().filter(|s| s.code != OK) {
+            anyhow::bail!(
+                "counting a resend of journal entry {id} failed: {} {}",
+                status.code,
+                status.message
+            );
+        }
+        match response.write_results.first().and_then(|w| w.transform_results.first()) {
+            Some(v) => match v.value.value_type {
+                Some(ValueType::IntegerValue(n)) => Ok(n),
+                ref other => anyhow::bail!("journal entry {id}: deliveries is {other:?}, not an integer"),
+            },
+            None => anyhow::bail!("journal entry {id}: the increment returned no value"),
+        }
     }
 
     /// Indexes a subscription event's subscriber code under its workflow (first one wins).

@@ -84,6 +84,7 @@ both_backends!(
     journal_dedupes_resends_and_forwards,
     journal_pending_is_oldest_first_and_limited,
     concurrent_appends_count_each_event_once,
+    twenty_concurrent_copies_of_one_event_are_all_taken,
     an_undecodable_entry_is_quarantined_not_blocking,
     links_create_put_delete,
     links_page_in_product_order,
@@ -341,6 +342,30 @@ async fn concurrent_appends_count_each_event_once(s: &DocStore) {
     assert_eq!((new, dup), (100, 100));
     assert_eq!(s.journal_counts().await.unwrap(), (100, 100));
     assert_eq!(s.pending(1000).await.unwrap().len(), 100);
+}
+
+/// Hotmart resends in bursts: every copy must be taken (a 503 for a duplicate makes it
+/// resend again), one as new and each other one counted exactly once.
+async fn twenty_concurrent_copies_of_one_event_are_all_taken(s: &DocStore) {
+    let e = event("burst", "HPburst");
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (s, e) = (s.clone(), e.clone());
+            tokio::spawn(async move { s.append(e, Some("purchase-HPburst".into()), "{}".into()).await })
+        })
+        .collect();
+    let mut counts = Vec::new();
+    let mut new = 0;
+    for t in tasks {
+        match t.await.unwrap().expect("every copy is taken") {
+            Appended::New => new += 1,
+            Appended::Duplicate { deliveries } => counts.push(deliveries),
+        }
+    }
+    counts.sort();
+    assert_eq!(new, 1);
+    assert_eq!(counts, (2..=20).collect::<Vec<i64>>(), "each copy counted once");
+    assert_eq!(s.journal_counts().await.unwrap(), (1, 1));
 }
 
 /// Rewrites the stored event of `key` as an entry a different version might have written.
