@@ -14,6 +14,7 @@ pub mod journal;
 pub mod links;
 pub mod metrics;
 pub mod ops;
+pub mod pubsub;
 pub mod revenue_ops;
 pub mod routes;
 pub mod session;

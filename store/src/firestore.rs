@@ -13,6 +13,7 @@
 //! | `subscribers` | `{subscriber_code}` | `workflow_id`: routes events that name the subscriber but not the product |
 //! | `grants` | `{user}\|{course}\|{workflow}` | `user`, `course`, `workflow`, `granted_at` ms, `releasing` bool |
 //! | `ledger` | `{workflow_id}` | `facts` (JSON of `Facts`), `user_id` string or null, `updated_at` ms |
+//! | `leases` | `{name}` | `holder` string, `expires_at` ms: the journal forwarder's lease (one holder per shard) |
 //! | `student_access` | `{email}\|{workflow_id}` | the fields of [`StudentAccess`] (`email`, `workflow_id`, `product_id`, `updated_at`, ...) |
 //!
 //! # Races
@@ -68,6 +69,7 @@ pub const GRANTS: &str = "grants";
 pub const LEDGER: &str = "ledger";
 pub const STUDENT_ACCESS: &str = "student_access";
 pub const SUBSCRIBERS: &str = "subscribers";
+pub const LEASES: &str = "leases";
 
 /// Firestore's `BatchWrite` takes at most 500 writes.
 const MAX_BATCH: usize = 500;
@@ -294,6 +296,12 @@ impl From<StudentDoc> for StudentAccess {
 struct UpdatedAt {
     #[serde(default)]
     updated_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LeaseDoc {
+    holder: String,
+    expires_at: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -580,7 +588,7 @@ impl FirestoreDocs {
     }
 
     /// Indexes a subscription event's subscriber code under its workflow (first one wins).
-    async fn remember_subscriber(
+    pub async fn remember_subscriber(
         &self,
         event: &HotmartEvent,
         workflow_id: Option<&str>,
@@ -887,6 +895,55 @@ impl FirestoreDocs {
             .await?;
         let n = |v: Vec<Count>| v.first().map_or(0, |c| c.count);
         Ok((n(all), n(waiting)))
+    }
+
+    // ---- Leases ----
+
+    /// Takes or renews `name` for `holder` in a transaction (read the holder and expiry,
+    /// write only if free, expired or ours): two processes never both get it.
+    pub async fn acquire_lease(&self, name: String, holder: String, ttl_ms: i64) -> anyhow::Result<bool> {
+        let id = doc_id(&[&name])?;
+        let held = self
+            .db
+            .run_transaction(|db, tx| {
+                let (id, holder) = (id.clone(), holder.clone());
+                Box::pin(async move {
+                    let current: Option<LeaseDoc> =
+                        db.fluent().select().by_id_in(LEASES).obj().one(&id).await?;
+                    let now = now_ms();
+                    if current.is_some_and(|l| l.holder != holder && l.expires_at > now) {
+                        return Ok(false);
+                    }
+                    db.fluent()
+                        .update()
+                        .in_col(LEASES)
+                        .document_id(&id)
+                        .object(&LeaseDoc { holder, expires_at: now + ttl_ms })
+                        .add_to_transaction(tx)?;
+                    Ok(true)
+                })
+            })
+            .await?;
+        Ok(held)
+    }
+
+    /// Deletes `name` if `holder` has it.
+    pub async fn release_lease(&self, name: String, holder: String) -> anyhow::Result<()> {
+        let id = doc_id(&[&name])?;
+        self.db
+            .run_transaction(|db, tx| {
+                let (id, holder) = (id.clone(), holder.clone());
+                Box::pin(async move {
+                    let current: Option<LeaseDoc> =
+                        db.fluent().select().by_id_in(LEASES).obj().one(&id).await?;
+                    if current.is_some_and(|l| l.holder == holder) {
+                        db.fluent().delete().from(LEASES).document_id(&id).add_to_transaction(tx)?;
+                    }
+                    Ok(())
+                })
+            })
+            .await?;
+        Ok(())
     }
 
     // ---- Enrollment grants ----

@@ -98,7 +98,45 @@ both_backends!(
     the_ledger_merges_facts_across_runs,
     a_key_lists_the_grants_it_holds,
     a_release_whose_unenroll_may_have_happened_reclaims,
+    a_lease_has_one_holder_until_it_expires,
 );
+
+async fn a_lease_has_one_holder_until_it_expires(s: &DocStore) {
+    // Long enough that an emulator round trip cannot eat the margins below.
+    let ttl = 1500;
+    assert!(s.acquire_lease("forwarder-0", "a", ttl).await.unwrap());
+    assert!(!s.acquire_lease("forwarder-0", "b", ttl).await.unwrap(), "held by a");
+    assert!(s.acquire_lease("forwarder-1", "b", ttl).await.unwrap(), "another shard is free");
+    // Renewing keeps it.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(s.acquire_lease("forwarder-0", "a", ttl).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(!s.acquire_lease("forwarder-0", "b", ttl).await.unwrap(), "a renewed it");
+    // a dies (stops renewing): b takes over once it expires, and a cannot take it back.
+    tokio::time::sleep(Duration::from_millis(ttl as u64 + 100)).await;
+    assert!(s.acquire_lease("forwarder-0", "b", ttl).await.unwrap());
+    assert!(!s.acquire_lease("forwarder-0", "a", ttl).await.unwrap());
+    // A clean stop hands it over at once; releasing another's lease does nothing.
+    s.release_lease("forwarder-0", "a").await.unwrap();
+    assert!(!s.acquire_lease("forwarder-0", "c", ttl).await.unwrap());
+    s.release_lease("forwarder-0", "b").await.unwrap();
+    assert!(s.acquire_lease("forwarder-0", "c", ttl).await.unwrap());
+    // Racing for a free lease: exactly one wins.
+    let racers: Vec<_> = (0..8)
+        .map(|i| {
+            let s = s.clone();
+            // A contended attempt may fail outright: that holder just tries again later.
+            tokio::spawn(async move {
+                s.acquire_lease("forwarder-2", &format!("r{i}"), 10_000).await.unwrap_or(false)
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for r in racers {
+        won += r.await.unwrap() as usize;
+    }
+    assert_eq!(won, 1);
+}
 
 async fn the_ledger_merges_facts_across_runs(s: &DocStore) {
     assert_eq!(s.ledger("purchase-HP1").await.unwrap(), None);
@@ -613,6 +651,20 @@ async fn sqlite_concurrent_appends_group_commit_without_loss() {
     }
     assert_eq!(new, 150);
     assert_eq!(j.counts().await.unwrap(), (150, 150));
+}
+
+#[test]
+fn a_sqlite_file_is_refused_to_a_second_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    tollgate_store::claim_sqlite_host(&path, "host-a").unwrap();
+    // Another process of the same machine: fine.
+    tollgate_store::claim_sqlite_host(&path, "host-a").unwrap();
+    let e = tollgate_store::claim_sqlite_host(&path, "host-b").unwrap_err().to_string();
+    assert!(e.contains("host-a") && e.contains("TOLLGATE_STORE=firestore"), "{e}");
+    // Moved on purpose: the marker removed, the new machine takes it.
+    std::fs::remove_file(dir.path().join("t.db.host")).unwrap();
+    tollgate_store::claim_sqlite_host(&path, "host-b").unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

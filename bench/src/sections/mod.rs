@@ -5,6 +5,7 @@ mod ack;
 mod burst;
 mod ceiling;
 mod enroll;
+mod journals;
 mod scale;
 mod unenroll;
 
@@ -27,6 +28,7 @@ use enroll::enroll_section;
 use unenroll::unenroll_section;
 
 pub use ceiling::ceiling_section;
+pub use journals::journals_section;
 pub use scale::scale_section;
 
 /// One stack on its own dev server (SQLite file), for one ingress or the scale section.
