@@ -5,9 +5,10 @@
 //!   Pub/Sub acknowledged the publish (503 otherwise, so Hotmart resends).
 //! - `tollgate-starter forward` pulls, signal-with-starts each message and acks it only
 //!   after Temporal accepted it. A message that fails is nacked; after
-//!   `TOLLGATE_PUBSUB_MAX_ATTEMPTS` deliveries Pub/Sub moves it to the dead-letter topic,
-//!   whose subscription the forwarder drains into the journal's quarantine (listed and
-//!   redriven like any quarantined delivery).
+//!   `TOLLGATE_PUBSUB_MAX_ATTEMPTS` deliveries the forwarder publishes it to the
+//!   dead-letter topic and acks it (the subscription's dead-letter policy, one attempt
+//!   later, is the backstop), and drains that topic's subscription into the journal's
+//!   quarantine (listed and redriven like any quarantined delivery).
 //! - Pub/Sub delivers at least once: a message may arrive twice. The second
 //!   signal-with-start reaches the same workflow, which folds events into a set keyed by
 //!   event id, so it changes nothing (tests/tests/pubsub.rs).
@@ -82,6 +83,8 @@ pub struct Delivery {
     /// The stored copy of the webhook body.
     pub body: String,
     pub attempt: u32,
+    /// Why it was dead-lettered (a dead letter's `reason` attribute).
+    pub reason: Option<String>,
 }
 
 impl PubSub {
@@ -216,10 +219,31 @@ impl PubSub {
                     workflow_id: attr("workflow_id"),
                     body,
                     attempt: r.delivery_attempt.unwrap_or(1),
+                    reason: attr("reason"),
                     ack_id: r.ack_id,
                 }
             })
             .collect())
+    }
+
+    /// Publishes a message that exhausted its attempts to the dead-letter topic.
+    async fn dead_letter(&self, d: &Delivery, reason: &str) -> anyhow::Result<()> {
+        let mut attributes: std::collections::BTreeMap<String, String> =
+            [("event_id", d.event_id.as_str()), ("reason", reason)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        if let Some(wf) = &d.workflow_id {
+            attributes.insert("workflow_id".into(), wf.clone());
+        }
+        let message = Message { data: B64.encode(&d.body), attributes, message_id: None, ordering_key: None };
+        self.ok(
+            reqwest::Method::POST,
+            &format!("{}:publish", self.settings.dead_letter_topic),
+            json!({"messages": [message]}),
+        )
+        .await?;
+        Ok(())
     }
 
     async fn ack(&self, subscription: &str, ack_ids: Vec<String>) -> anyhow::Result<()> {
@@ -270,10 +294,12 @@ pub async fn forward(pubsub: PubSub, docs: DocStore, settings: Arc<Settings>, te
         };
         backoff = Duration::from_millis(200);
         if batch.is_empty() {
+            // The emulator answers an empty pull at once: do not spin.
+            tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
         use futures::StreamExt;
-        let results: Vec<(String, Result<(), String>)> = futures::stream::iter(batch)
+        let results: Vec<(Delivery, Result<(), String>)> = futures::stream::iter(batch)
             .map(|d| {
                 let (client, settings) = (client.clone(), settings.clone());
                 async move {
@@ -284,25 +310,45 @@ pub async fn forward(pubsub: PubSub, docs: DocStore, settings: Arc<Settings>, te
                         Err(reason) => Err(reason),
                     };
                     if let Err(e) = &sent {
-                        tracing::warn!(event_id = %d.event_id, attempt = d.attempt, error = %e, "forwarding a Pub/Sub message failed; nacked");
+                        tracing::warn!(event_id = %d.event_id, attempt = d.attempt, error = %e, "forwarding a Pub/Sub message failed");
                     }
-                    (d.ack_id, sent)
+                    (d, sent)
                 }
             })
             .buffer_unordered(IN_FLIGHT)
             .collect()
             .await;
-        let (done, failed): (Vec<_>, Vec<_>) = results.into_iter().partition(|(_, r)| r.is_ok());
+        let mut done = Vec::new();
+        let mut retry = Vec::new();
+        for (d, sent) in results {
+            match sent {
+                Ok(()) => done.push(d.ack_id),
+                // The last attempt: to the dead-letter topic ourselves (the subscription's
+                // dead-letter policy is the backstop; the emulator does not deliver it),
+                // then acked.
+                Err(reason) if d.attempt >= pubsub.settings.max_attempts => {
+                    match pubsub.dead_letter(&d, &reason).await {
+                        Ok(()) => done.push(d.ack_id),
+                        Err(e) => {
+                            tracing::error!(event_id = %d.event_id, error = %format!("{e:#}"), "cannot dead-letter; retried");
+                            retry.push(d.ack_id);
+                        }
+                    }
+                }
+                Err(_) => retry.push(d.ack_id),
+            }
+        }
         let n = done.len() as u64;
-        // Acked only after Temporal accepted: a crash before this line redelivers them.
-        match pubsub.ack(&sub, done.into_iter().map(|(a, _)| a).collect()).await {
+        // Acked only after Temporal (or the dead-letter topic) accepted: a crash before
+        // this line redelivers them.
+        match pubsub.ack(&sub, done).await {
             Ok(()) => metrics::JOURNAL_FORWARDED.inc_by(n),
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "ack failed; Pub/Sub redelivers (harmless)"),
         }
-        if failed.is_empty() {
+        if retry.is_empty() {
             pause = Duration::from_secs(1);
         } else {
-            let _ = pubsub.nack(&sub, failed.into_iter().map(|(a, _)| a).collect()).await;
+            let _ = pubsub.nack(&sub, retry).await;
             // Each redelivery counts toward the dead-letter limit: while Temporal fails,
             // pull more and more slowly (a message dead-lettered anyway waits in the
             // quarantine for `journal redrive`).
@@ -328,9 +374,17 @@ async fn dead_letters(pubsub: PubSub, docs: DocStore) {
                 continue;
             }
         };
+        if batch.is_empty() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
         let mut acks = Vec::new();
         for d in batch {
-            let why = decode(&d).err().unwrap_or_else(|| "Temporal did not accept it".into());
+            let why = d
+                .reason
+                .clone()
+                .or_else(|| decode(&d).err())
+                .unwrap_or_else(|| "Temporal did not accept it".into());
             let reason = format!("dead-lettered by Pub/Sub after {attempts} delivery attempts: {why}");
             let name = ingress::receive(d.body.as_bytes()).ok().and_then(|r| r.event_name);
             match docs

@@ -378,7 +378,13 @@ impl Stack {
 
     /// TalentLMS enroll calls so far (without injected faults: one per student and course).
     pub fn enroll_calls(&self) -> u64 {
-        self.sim.state().calls_by_endpoint.iter().filter(|(k, _)| k.contains("addusertocourse")).map(|(_, n)| n).sum()
+        self.sim
+            .state()
+            .calls_by_endpoint
+            .iter()
+            .filter(|(k, _)| k.contains("addusertocourse"))
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// (email, course) pairs enrolled in the simulator.

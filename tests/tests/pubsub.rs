@@ -28,7 +28,6 @@ fn emulator() -> Option<String> {
     }
 }
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pubsub_journal_forwards_once_survives_a_killed_forwarder_and_dead_letters_poison() {
     let Some(host) = emulator() else { return };

@@ -35,7 +35,6 @@ async fn forwarded(http: &reqwest::Client, addr: &str) -> u64 {
         .map_or(0, |v| v.trim().parse().unwrap())
 }
 
-
 async fn wait_all_enrolled(stack: &Stack, emails: &[String], course: &str) {
     let deadline = Instant::now() + WAIT;
     loop {
@@ -125,7 +124,11 @@ async fn starters_on_one_firestore_journal_forward_once_and_take_over_from_a_kil
             tokio::spawn(async move { post_to(&http, &addr, &body).await })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(40)).await;
+    // Killed once a few are answered: some acknowledged entries are then not forwarded yet.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sends.iter().filter(|s| s.is_finished()).count() < 5 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     if active == 'a' {
         stack.kill_starter().await;
     } else {
