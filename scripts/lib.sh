@@ -84,6 +84,34 @@ stop_firestore_emulator() {
   FIRESTORE_EMULATOR_PID=
 }
 
+# The Pub/Sub emulator (Debian package google-cloud-cli-pubsub-emulator) on 127.0.0.1:8085,
+# for the Pub/Sub journal's tests. Starts it unless something already answers there, waits
+# until it does, exports PUBSUB_EMULATOR_HOST. The PID of an emulator started here is in
+# PUBSUB_EMULATOR_PID (for stop_pubsub_emulator).
+PUBSUB_EMULATOR_DIR=/usr/lib/google-cloud-sdk/platform/pubsub-emulator/lib
+ensure_pubsub_emulator() {
+  export PUBSUB_EMULATOR_HOST=127.0.0.1:8085
+  curl -sf "http://$PUBSUB_EMULATOR_HOST/" >/dev/null 2>&1 && return 0
+  local jar
+  jar=$(ls "$PUBSUB_EMULATOR_DIR"/cloud-pubsub-emulator-*-all.jar 2>/dev/null | head -1)
+  if [ -z "$jar" ]; then
+    apt-get install -y -q google-cloud-cli-pubsub-emulator >/dev/null 2>&1 || true
+    jar=$(ls "$PUBSUB_EMULATOR_DIR"/cloud-pubsub-emulator-*-all.jar 2>/dev/null | head -1)
+  fi
+  [ -n "$jar" ] || {
+    echo "Pub/Sub emulator jar not found under $PUBSUB_EMULATOR_DIR" \
+         "(apt-get install google-cloud-cli-pubsub-emulator)" >&2
+    exit 1
+  }
+  PUBSUB_EMULATOR_PID=$(start_and_wait "the Pub/Sub emulator" "http://$PUBSUB_EMULATOR_HOST/" \
+    .tollgate/pubsub-emulator.log java -jar "$jar" --host=127.0.0.1 --port=8085) || exit 1
+}
+
+stop_pubsub_emulator() {
+  stop_pid "${PUBSUB_EMULATOR_PID:-}"
+  PUBSUB_EMULATOR_PID=
+}
+
 # The BigQuery emulator (bqemulator, Python + DuckDB) on 127.0.0.1:9050, for the
 # warehouse's BigQuery tests. Installs it into .tollgate/bqemu-venv if missing (pinned;
 # DuckDB's spatial extension comes from its wheel since it cannot be downloaded here),

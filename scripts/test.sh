@@ -3,7 +3,7 @@
 # property tests, the store suite (SQLite + Firestore emulator), the warehouse suite
 # (SQLite + BigQuery emulator), the TalentLMS client against the simulator, the
 # end-to-end suites against a real Temporal dev server (the test harness starts it), and
-# the dashboard in headless Chromium. Installs what is missing; idempotent.
+# the dashboard in headless Chromium; the Pub/Sub journal against its emulator. Installs what is missing; idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -26,6 +26,8 @@ TOLLGATE_FUZZ_SECONDS="${TOLLGATE_FUZZ_SECONDS:-60}" bash scripts/fuzz.sh
 # against SQLite and the BigQuery emulator.
 ensure_firestore_emulator
 ensure_bq_emulator
-trap 'stop_firestore_emulator; stop_bq_emulator' EXIT
+# The Pub/Sub journal's tests (tests/tests/pubsub.rs) use the Pub/Sub emulator.
+ensure_pubsub_emulator
+trap 'stop_firestore_emulator; stop_bq_emulator; stop_pubsub_emulator' EXIT
 # End-to-end tests mostly wait on timers, so more threads than cores pays off.
 cargo test --locked --workspace -- --test-threads "${TOLLGATE_TEST_THREADS:-4}"

@@ -5,7 +5,10 @@ use std::collections::HashSet;
 
 use clap::Parser;
 
-const SECTIONS: [&str; 7] = ["enroll", "unenroll", "burst", "ack", "ceiling", "scale", "import"];
+const SECTIONS: [&str; 8] = ["enroll", "unenroll", "burst", "ack", "ceiling", "scale", "import", "journals"];
+/// `import` (minutes) and `journals` (needs the Firestore and Pub/Sub emulators): asked
+/// for by name.
+const DEFAULT_SECTIONS: [&str; 6] = ["enroll", "unenroll", "burst", "ack", "ceiling", "scale"];
 
 #[derive(Parser)]
 #[command(name = "tollgate-bench", about = "Tollgate's load generator and benchmark")]
@@ -13,7 +16,7 @@ struct Flags {
     /// Shrink every count for a ~5-minute smoke run.
     #[arg(long)]
     quick: bool,
-    #[arg(long, value_delimiter = ',', default_values = SECTIONS, value_parser = SECTIONS)]
+    #[arg(long, value_delimiter = ',', default_values = DEFAULT_SECTIONS, value_parser = SECTIONS)]
     sections: Vec<String>,
     #[arg(long, value_delimiter = ',', default_values = ["journal", "direct"], value_parser = ["journal", "direct"])]
     ingress: Vec<String>,
@@ -29,6 +32,12 @@ struct Flags {
     /// Requests in flight at most during the burst.
     #[arg(long, default_value_t = 256)]
     burst_conc: usize,
+    /// Purchases per backend and starter count in the journals section [default: 600, --quick 150].
+    #[arg(long)]
+    journal_events: Option<usize>,
+    /// Requests per second in the journals section.
+    #[arg(long, default_value_t = 100.0)]
+    journal_rate: f64,
     /// Requests per second in the ack section.
     #[arg(long, default_value_t = 500.0)]
     ack_rate: f64,
@@ -98,6 +107,8 @@ pub struct Args {
     pub import_limit: u32,
     pub import_budget: f64,
     pub seed: u64,
+    pub journal_events: usize,
+    pub journal_rate: f64,
 }
 
 impl Args {
@@ -131,6 +142,8 @@ impl Args {
             import_limit: f.import_limit,
             import_budget: f.import_budget,
             seed: f.seed,
+            journal_events: count(f.journal_events, 600, 150),
+            journal_rate: f.journal_rate,
         }
     }
 }

@@ -17,6 +17,9 @@
 //!
 //!   ceiling   the dev server's own intake: signal-with-start of new workflows straight from
 //!             this process on a queue no worker polls (no Tollgate code involved)
+//!   journals  the sqlite, firestore and pubsub journals side by side, with 1 and 3
+//!             starters: ack p50/p99 and the drain rate into Temporal (needs the Firestore
+//!             and Pub/Sub emulators; only when asked for: `--sections journals`)
 //!   scale     N subscription workflows with their next charge 30 days away, all enrolled
 //!             and waiting on their deadline: worker RSS, Temporal DB bytes per subscription
 //!   import    a school of N customers imported from the Hotmart simulator (500 calls/min):
@@ -39,6 +42,7 @@ use std::time::Instant;
 
 use crate::args::Args;
 use crate::sections::{ceiling_section, import_section, ingress_run, scale_section};
+use crate::sections::{ceiling_section, ingress_run, journals_section, scale_section};
 use crate::stats::print_table;
 
 /// Many sockets in flight when the direct ingress falls behind: raise the soft limit (the
@@ -81,6 +85,8 @@ async fn main() {
     }
     if a.sections.contains("import") {
         import_section(&a).await;
+    if a.sections.contains("journals") {
+        journals_section(&a).await;
     }
     println!("\nbenchmark wall time {:.0} s", t0.elapsed().as_secs_f64());
 }

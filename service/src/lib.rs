@@ -7,7 +7,7 @@ pub mod settings;
 pub mod telemetry;
 pub mod temporal;
 
-pub use settings::{Ingress, Secret, Settings};
+pub use settings::{Ingress, JournalBackend, PubSubSettings, Secret, Settings};
 pub use temporal::Temporal;
 
 /// Resolves with the signal's name on SIGTERM (systemd, Kubernetes) or SIGINT (Ctrl-C).

@@ -44,6 +44,38 @@ pub struct Settings {
     pub metrics_token: Option<Secret>,
     /// TOLLGATE_TEMPORAL_UI_URL: the Temporal Web UI, for links from the staff console.
     pub temporal_ui_url: String,
+    /// TOLLGATE_FORWARDER_LEASE: how long the journal forwarder's lease lasts without a
+    /// renewal (several starters on one journal: another takes over this long after the
+    /// holder died).
+    pub forwarder_lease_secs: u64,
+    /// TOLLGATE_JOURNAL: where accepted webhooks wait for Temporal.
+    pub journal: JournalBackend,
+}
+
+/// Where accepted webhooks wait for Temporal (TOLLGATE_JOURNAL).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JournalBackend {
+    /// `sqlite` or `firestore`: the document store's journal (TOLLGATE_STORE); the default.
+    Store,
+    /// `pubsub`: a Pub/Sub topic; `tollgate-starter forward` drains it into Temporal.
+    PubSub(PubSubSettings),
+}
+
+/// The Pub/Sub ingress queue: full resource names, as Pub/Sub's API takes them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PubSubSettings {
+    /// `projects/{PUBSUB_PROJECT_ID}/topics/{TOLLGATE_PUBSUB_TOPIC}` (default `tollgate-webhooks`).
+    pub topic: String,
+    /// `projects/{p}/subscriptions/{TOLLGATE_PUBSUB_SUBSCRIPTION}` (default `tollgate-forwarder`).
+    pub subscription: String,
+    /// Where Pub/Sub moves a message after `max_attempts` failed deliveries: `{topic}-dead-letter`.
+    pub dead_letter_topic: String,
+    /// Read by the forwarder, which moves dead letters into the journal's quarantine.
+    pub dead_letter_subscription: String,
+    /// TOLLGATE_PUBSUB_MAX_ATTEMPTS (5..=100, Pub/Sub's bounds; default 5).
+    pub max_attempts: u32,
+    /// PUBSUB_EMULATOR_HOST: talk to that emulator over plain HTTP, without credentials.
+    pub emulator_host: Option<String>,
 }
 
 /// The starter's HTTP side.
@@ -187,7 +219,48 @@ impl Settings {
             .var("TOLLGATE_WORKER_METRICS_ADDR")
             .map(|a| a.parse().map_err(|_| anyhow!("TOLLGATE_WORKER_METRICS_ADDR: {a:?} is not host:port")))
             .transpose()?;
+        let journal = match env.var("TOLLGATE_JOURNAL").as_deref().map(str::trim) {
+            None => JournalBackend::Store,
+            Some(b @ ("sqlite" | "firestore")) => {
+                let kind = match &store {
+                    tollgate_store::StoreConfig::Sqlite { .. } => "sqlite",
+                    tollgate_store::StoreConfig::Firestore { .. } => "firestore",
+                };
+                ensure!(
+                    b == kind,
+                    "TOLLGATE_JOURNAL={b} needs TOLLGATE_STORE={b} (the journal lives in the document store)"
+                );
+                JournalBackend::Store
+            }
+            Some("pubsub") => {
+                let project = env
+                    .var("PUBSUB_PROJECT_ID")
+                    .or_else(|| env.var("GOOGLE_CLOUD_PROJECT"))
+                    .context("TOLLGATE_JOURNAL=pubsub needs PUBSUB_PROJECT_ID")?;
+                let topic = env.var("TOLLGATE_PUBSUB_TOPIC").unwrap_or_else(|| "tollgate-webhooks".into());
+                let sub =
+                    env.var("TOLLGATE_PUBSUB_SUBSCRIPTION").unwrap_or_else(|| "tollgate-forwarder".into());
+                let max_attempts: u32 = env.number("TOLLGATE_PUBSUB_MAX_ATTEMPTS", 5)?;
+                ensure!(
+                    (5..=100).contains(&max_attempts),
+                    "TOLLGATE_PUBSUB_MAX_ATTEMPTS: {max_attempts} is not in 5..=100"
+                );
+                JournalBackend::PubSub(PubSubSettings {
+                    topic: format!("projects/{project}/topics/{topic}"),
+                    subscription: format!("projects/{project}/subscriptions/{sub}"),
+                    dead_letter_topic: format!("projects/{project}/topics/{topic}-dead-letter"),
+                    dead_letter_subscription: format!("projects/{project}/subscriptions/{sub}-dead-letter"),
+                    max_attempts,
+                    emulator_host: env.var("PUBSUB_EMULATOR_HOST"),
+                })
+            }
+            Some(other) => bail!("TOLLGATE_JOURNAL: {other:?} is not sqlite, firestore or pubsub"),
+        };
+        let forwarder_lease_secs = env.secs("TOLLGATE_FORWARDER_LEASE", 15)?;
+        ensure!(forwarder_lease_secs >= 1, "TOLLGATE_FORWARDER_LEASE: must be at least 1s");
         Ok(Self {
+            journal,
+            forwarder_lease_secs,
             log_json,
             worker_metrics_addr,
             metrics_token: env.secret("TOLLGATE_METRICS_TOKEN"),
@@ -319,6 +392,27 @@ mod tests {
     }
 
     #[test]
+    fn the_pubsub_journal_names_its_resources() {
+        assert_eq!(parse(&[]).unwrap().journal, JournalBackend::Store);
+        assert_eq!(parse(&[("TOLLGATE_JOURNAL", "sqlite")]).unwrap().journal, JournalBackend::Store);
+        let s = parse(&[
+            ("TOLLGATE_JOURNAL", "pubsub"),
+            ("PUBSUB_PROJECT_ID", "tollgate-dev"),
+            ("PUBSUB_EMULATOR_HOST", "127.0.0.1:8085"),
+        ])
+        .unwrap();
+        let JournalBackend::PubSub(p) = s.journal else { panic!("not pubsub") };
+        assert_eq!(p.topic, "projects/tollgate-dev/topics/tollgate-webhooks");
+        assert_eq!(p.subscription, "projects/tollgate-dev/subscriptions/tollgate-forwarder");
+        assert_eq!(p.dead_letter_topic, "projects/tollgate-dev/topics/tollgate-webhooks-dead-letter");
+        assert_eq!(
+            p.dead_letter_subscription,
+            "projects/tollgate-dev/subscriptions/tollgate-forwarder-dead-letter"
+        );
+        assert_eq!((p.max_attempts, p.emulator_host.as_deref()), (5, Some("127.0.0.1:8085")));
+    }
+
+    #[test]
     fn a_bad_variable_is_named() {
         for (vars, name) in [
             (&[("TALENTLMS_MAX_RPS", "fast")][..], "TALENTLMS_MAX_RPS"),
@@ -333,6 +427,18 @@ mod tests {
             (&[("TOLLGATE_LOG_FORMAT", "xml")], "TOLLGATE_LOG_FORMAT"),
             (&[("TOLLGATE_WORKER_METRICS_ADDR", "9100")], "TOLLGATE_WORKER_METRICS_ADDR"),
             (&[("TOLLGATE_HTTP_BODY_TIMEOUT", "slow")], "TOLLGATE_HTTP_BODY_TIMEOUT"),
+            (&[("TOLLGATE_FORWARDER_LEASE", "0s")], "TOLLGATE_FORWARDER_LEASE"),
+            (&[("TOLLGATE_JOURNAL", "kafka")], "TOLLGATE_JOURNAL"),
+            (&[("TOLLGATE_JOURNAL", "firestore")], "TOLLGATE_STORE=firestore"),
+            (&[("TOLLGATE_JOURNAL", "pubsub")], "PUBSUB_PROJECT_ID"),
+            (
+                &[
+                    ("TOLLGATE_JOURNAL", "pubsub"),
+                    ("PUBSUB_PROJECT_ID", "p"),
+                    ("TOLLGATE_PUBSUB_MAX_ATTEMPTS", "3"),
+                ],
+                "TOLLGATE_PUBSUB_MAX_ATTEMPTS",
+            ),
         ] {
             let e = error(vars);
             assert!(e.contains(name), "{vars:?}: {e}");

@@ -33,6 +33,15 @@ enum Cmd {
         #[arg(long)]
         addr: Option<SocketAddr>,
     },
+    /// The forwarder role: drain the journal into Temporal without serving HTTP. With
+    /// TOLLGATE_JOURNAL=pubsub this is the Pub/Sub consumer (and the dead-letter drain into
+    /// the quarantine); with the store's journal it competes for the same lease as `serve`.
+    Forward,
+    /// The Pub/Sub journal's resources.
+    Pubsub {
+        #[command(subcommand)]
+        cmd: PubsubCmd,
+    },
     /// Course links: which TalentLMS courses a Hotmart product unlocks.
     Links {
         #[command(subcommand)]
@@ -71,6 +80,13 @@ enum Cmd {
         #[arg(long)]
         workflow_id: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum PubsubCmd {
+    /// Create the topic, the subscription (ordered, with the dead-letter policy), the
+    /// dead-letter topic and its subscription; what exists is left as it is.
+    Setup,
 }
 
 #[derive(Subcommand)]
@@ -243,6 +259,22 @@ impl Cli {
                 let signal = tollgate_service::shutdown_signal().await?;
                 tracing::info!(signal, "stopping: answering the requests in flight");
                 running.stop().await?;
+            }
+            Cmd::Forward => {
+                let running = startup::forward(settings).await?;
+                let signal = tollgate_service::shutdown_signal().await?;
+                tracing::info!(signal, "stopping the forwarder");
+                running.stop().await?;
+            }
+            Cmd::Pubsub { cmd: PubsubCmd::Setup } => {
+                let tollgate_service::JournalBackend::PubSub(ps) = settings.journal.clone() else {
+                    anyhow::bail!("TOLLGATE_JOURNAL is not pubsub");
+                };
+                let created = crate::pubsub::PubSub::new(ps)?.setup().await?;
+                for name in &created {
+                    println!("created {name}");
+                }
+                eprintln!("Pub/Sub resources ready ({} created)", created.len());
             }
             Cmd::Links { cmd } => {
                 let docs = DocStore::open(&settings.store).await?;

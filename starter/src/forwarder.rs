@@ -3,6 +3,12 @@
 //! forwarded only after Temporal accepted them, so a crash or an outage of Temporal
 //! delays events but never drops them; a repeat signal is harmless (the workflow
 //! de-duplicates by event id).
+//!
+//! Several starters may share one journal (Firestore): only the holder of the forwarder
+//! lease forwards, so each entry is normally signalled once. The holder renews it every
+//! third of `TOLLGATE_FORWARDER_LEASE`; if it dies, another starter takes the lease once
+//! it expires and forwards whatever the dead one had not marked, its cut-short batch
+//! included (sent twice at worst, never lost).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,22 +28,80 @@ const IN_FLIGHT: usize = 32;
 const IDLE_POLL: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-pub async fn run(journal: DocStore, settings: Arc<Settings>, temporal: Temporal, wake: Arc<Notify>) {
-    let mut backoff = Duration::from_millis(200);
-    let client = loop {
-        match temporal.client().await {
-            Ok(c) => break c,
-            Err(e) => {
-                tracing::warn!(error = %e, "Temporal unreachable; webhooks are journaled and will be forwarded later");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
+/// The journal is one shard, with one lease.
+pub const LEASE: &str = "journal-forwarder-0";
+
+/// This process's hold on the forwarder lease.
+pub struct Lease {
+    holder: String,
+    ttl: Duration,
+    renewed_at: Option<std::time::Instant>,
+}
+
+impl Lease {
+    pub fn new(ttl: Duration) -> Self {
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let holder = format!("{}/{}/{nanos}", tollgate_store::this_host(), std::process::id());
+        Self { holder, ttl, renewed_at: None }
+    }
+
+    /// Whether this process may forward now; takes or renews the lease when a third of
+    /// its term has passed, so a holder checks twice before it could expire.
+    pub async fn hold(&mut self, journal: &DocStore) -> bool {
+        if self.renewed_at.is_some_and(|t| t.elapsed() < self.ttl / 3) {
+            return true;
         }
-    };
-    tracing::info!("forwarder connected to Temporal");
+        let asked = std::time::Instant::now();
+        let held = match journal.acquire_lease(LEASE, &self.holder, self.ttl.as_millis() as i64).await {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "cannot renew the forwarder lease; standing by");
+                false
+            }
+        };
+        match (self.renewed_at.is_some(), held) {
+            (false, true) => {
+                tracing::info!(holder = %self.holder, "forwarder lease taken: this starter forwards the journal")
+            }
+            (true, false) => {
+                tracing::warn!(holder = %self.holder, "forwarder lease lost: another starter forwards")
+            }
+            _ => {}
+        }
+        self.renewed_at = held.then_some(asked);
+        metrics::FORWARDER_ACTIVE.set(held as i64);
+        held
+    }
+
+    /// A clean stop: hands the lease over at once.
+    pub async fn release(&mut self, journal: &DocStore) {
+        if self.renewed_at.take().is_some() {
+            if let Err(e) = journal.release_lease(LEASE, &self.holder).await {
+                tracing::warn!(error = %format!("{e:#}"), "cannot release the forwarder lease; it expires by itself");
+            }
+            metrics::FORWARDER_ACTIVE.set(0);
+        }
+    }
+}
+
+pub async fn run(
+    journal: DocStore,
+    settings: Arc<Settings>,
+    temporal: Temporal,
+    wake: Arc<Notify>,
+    lease: Arc<tokio::sync::Mutex<Lease>>,
+) {
+    let client = connect(&temporal).await;
     let mut backoff = Duration::from_millis(200);
     let mut names = ProductNames::default();
     loop {
+        if !lease.lock().await.hold(&journal).await {
+            first_seen.clear();
+            metrics::OLDEST_PENDING_AGE.set(0);
+            tokio::time::sleep(Duration::from_secs(settings.forwarder_lease_secs).max(IDLE_POLL) / 3).await;
+            continue;
+        }
         let batch = match journal.pending(BATCH).await {
             Ok(b) => b,
             Err(e) => {
@@ -126,6 +190,23 @@ impl ProductNames {
             }
         }
     }
+}
+
+/// Temporal's client, once it answers (webhooks keep being journaled meanwhile).
+pub async fn connect(temporal: &Temporal) -> Client {
+    let mut backoff = Duration::from_millis(200);
+    let client = loop {
+        match temporal.client().await {
+            Ok(c) => break c.clone(),
+            Err(e) => {
+                tracing::warn!(error = %e, "Temporal unreachable; webhooks are journaled and will be forwarded later");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    };
+    tracing::info!("forwarder connected to Temporal");
+    client
 }
 
 async fn forward(client: &Client, settings: &Settings, entry: JournalEntry) -> anyhow::Result<()> {

@@ -15,6 +15,7 @@ pub mod links;
 pub mod metrics;
 pub mod ops;
 pub mod reports;
+pub mod pubsub;
 pub mod revenue_ops;
 pub mod routes;
 pub mod session;

@@ -53,6 +53,12 @@ pub static OLDEST_PENDING_AGE: LazyLock<IntGauge> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+/// 1 while this starter holds the journal forwarder's lease (only the holder forwards).
+pub static FORWARDER_ACTIVE: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!("tollgate_forwarder_active", "1 while this starter holds the journal forwarder lease")
+        .expect("metric registers once")
+});
+
 static PENDING: LazyLock<IntGauge> = LazyLock::new(|| {
     register_int_gauge!("tollgate_journal_pending", "Journal entries not yet forwarded")
         .expect("metric registers once")

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
-use tollgate_service::{Ingress, Settings, Temporal};
+use tollgate_service::{Ingress, JournalBackend, Settings, Temporal};
 use tollgate_store::DocStore;
 use tollgate_warehouse::Warehouse;
 
@@ -32,11 +32,15 @@ pub struct AppState {
     pub metrics_http: reqwest::Client,
     /// Open when someone may read revenue (dashboard, console).
     pub warehouse: Option<Warehouse>,
+    /// TOLLGATE_JOURNAL=pubsub: routable webhooks are published here.
+    pub pubsub: Option<crate::pubsub::PubSub>,
 }
 
 /// A running starter: a way to stop it.
 pub struct Running {
     shutdown: Arc<Notify>,
+    docs: DocStore,
+    lease: Arc<tokio::sync::Mutex<forwarder::Lease>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
@@ -44,7 +48,10 @@ impl Running {
     /// Stops accepting connections and answers the requests in flight.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.notify_waiters();
-        self.task.await?
+        let served = self.task.await?;
+        // Another starter may take over forwarding at once rather than after the lease's term.
+        self.lease.lock().await.release(&self.docs).await;
+        served
     }
 }
 
@@ -84,10 +91,19 @@ pub async fn serve(settings: Settings, addr: SocketAddr) -> anyhow::Result<Runni
         sessions: Sessions::default(),
         metrics_http: reqwest::Client::new(),
         warehouse: warehouse.clone(),
+        pubsub: match &settings.journal {
+            JournalBackend::PubSub(ps) => Some(crate::pubsub::PubSub::new(ps.clone())?),
+            JournalBackend::Store => None,
+        },
     };
     crate::metrics::init();
     let header_timeout = Duration::from_secs(settings.http.header_timeout_secs);
-    tokio::spawn(forwarder::run(docs, settings, temporal, state.wake.clone()));
+    let lease = new_lease(&settings);
+    // With Pub/Sub the forwarder is its own process (`forward`): a Cloud Run starter only
+    // has CPU while it answers a request.
+    if settings.journal == JournalBackend::Store {
+        tokio::spawn(forwarder::run(docs.clone(), settings, temporal, state.wake.clone(), lease.clone()));
+    }
     let router = routes::router(state, warehouse);
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
@@ -95,7 +111,45 @@ pub async fn serve(settings: Settings, addr: SocketAddr) -> anyhow::Result<Runni
     let stop = shutdown.clone();
     let task = tokio::spawn(accept(listener, router, header_timeout, stop));
     tracing::info!(%addr, "listening for Hotmart webhooks on /webhooks/hotmart");
-    Ok(Running { shutdown, task })
+    Ok(Running { shutdown, docs, lease, task })
+}
+
+fn new_lease(settings: &Settings) -> Arc<tokio::sync::Mutex<forwarder::Lease>> {
+    Arc::new(tokio::sync::Mutex::new(forwarder::Lease::new(Duration::from_secs(
+        settings.forwarder_lease_secs,
+    ))))
+}
+
+/// The forwarder role without HTTP (`tollgate-starter forward`): the store's journal
+/// forwarder (under the same lease as `serve`'s; with Pub/Sub it forwards redriven
+/// quarantine entries), plus the Pub/Sub consumer when TOLLGATE_JOURNAL=pubsub.
+pub async fn forward(settings: Settings) -> anyhow::Result<Running> {
+    let settings = Arc::new(settings);
+    let docs = DocStore::open(&settings.store).await?;
+    let temporal = Temporal::new(settings.temporal.clone());
+    crate::metrics::init();
+    let lease = new_lease(&settings);
+    let mut tasks = vec![tokio::spawn(forwarder::run(
+        docs.clone(),
+        settings.clone(),
+        temporal.clone(),
+        Arc::new(Notify::new()),
+        lease.clone(),
+    ))];
+    if let JournalBackend::PubSub(ps) = &settings.journal {
+        let pubsub = crate::pubsub::PubSub::new(ps.clone())?;
+        tracing::info!(subscription = %ps.subscription, "forwarding Pub/Sub messages to Temporal");
+        tasks.push(tokio::spawn(crate::pubsub::forward(pubsub, docs.clone(), settings.clone(), temporal)));
+    }
+    let shutdown = Arc::new(Notify::new());
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        stop.notified().await;
+        // Unacked messages and unmarked entries are delivered again: nothing to flush.
+        tasks.iter().for_each(|t| t.abort());
+        Ok(())
+    });
+    Ok(Running { shutdown, docs, lease, task })
 }
 
 /// Serves HTTP/1.1 until `stop`, then waits for the requests in flight. A client must

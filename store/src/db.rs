@@ -60,6 +60,12 @@ CREATE TABLE IF NOT EXISTS grants (
     releasing   INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (user_id, course_id, workflow_id)
 );
+-- Leases (the journal forwarder's): one holder per name until expires_at (epoch ms).
+CREATE TABLE IF NOT EXISTS leases (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
 -- The entitlement ledger: per workflow key, its facts merged across runs.
 CREATE TABLE IF NOT EXISTS ledger (
     workflow_id TEXT PRIMARY KEY,

@@ -13,6 +13,7 @@
 //! | `subscribers` | `{subscriber_code}` | `workflow_id`: routes events that name the subscriber but not the product |
 //! | `grants` | `{user}\|{course}\|{workflow}` | `user`, `course`, `workflow`, `granted_at` ms, `releasing` bool |
 //! | `ledger` | `{workflow_id}` | `facts` (JSON of `Facts`), `user_id` string or null, `updated_at` ms |
+//! | `leases` | `{name}` | `holder` string, `expires_at` ms: the journal forwarder's lease (one holder per shard) |
 //! | `student_access` | `{email}\|{workflow_id}` | the fields of [`StudentAccess`] (`email`, `workflow_id`, `product_id`, `updated_at`, ...) |
 //! | `reports` | `{kind}\|{id}` | `kind`, `id`, `at` ms, `doc` (the report as JSON) |
 //! | `product_names` | `{product_id}` | `product_id` int, `name`, `updated_at` ms |
@@ -21,7 +22,7 @@
 //!
 //! Writes that must not race are create-if-absent (the `CreateDocument` RPC fails with
 //! `ALREADY_EXISTS`) or read-then-write transactions: journal append (create; a resend
-//! increments `deliveries` in a transaction), link create (create), link put / delete
+//! increments `deliveries` with a server-side transform, never a contended transaction), link create (create), link put / delete
 //! (transaction, returning the previous link), grant (create), release and drop (transactions),
 //! ledger put (transaction, merging facts),
 //! student put (transaction, only when not older).
@@ -73,6 +74,7 @@ pub const STUDENT_ACCESS: &str = "student_access";
 pub const SUBSCRIBERS: &str = "subscribers";
 pub const REPORTS: &str = "reports";
 pub const PRODUCT_NAMES: &str = "product_names";
+pub const LEASES: &str = "leases";
 
 /// Firestore's `BatchWrite` takes at most 500 writes.
 const MAX_BATCH: usize = 500;
@@ -161,11 +163,6 @@ struct PendingRow {
     workflow_id: Option<String>,
     event: String,
     received_at: i64,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Deliveries {
-    deliveries: i64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -305,6 +302,12 @@ impl From<StudentDoc> for StudentAccess {
 struct UpdatedAt {
     #[serde(default)]
     updated_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LeaseDoc {
+    holder: String,
+    expires_at: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -541,36 +544,57 @@ impl FirestoreDocs {
             Err(FirestoreError::DataConflictError(_)) => {}
             Err(e) => return Err(e.into()),
         }
-        let deliveries = self
-            .db
-            .run_transaction(|db, tx| {
-                let id = id.clone();
-                Box::pin(async move {
-                    let current: Option<Deliveries> =
-                        db.fluent().select().by_id_in(JOURNAL).obj().one(&id).await?;
-                    let Some(current) = current else {
-                        return Err(permanent(
-                            tx,
-                            std::io::Error::other(format!("journal entry {id} vanished")),
-                        ));
-                    };
-                    let next = Deliveries { deliveries: current.deliveries + 1 };
-                    db.fluent()
-                        .update()
-                        .fields(["deliveries"])
-                        .in_col(JOURNAL)
-                        .document_id(&id)
-                        .object(&next)
-                        .add_to_transaction(tx)?;
-                    Ok(next.deliveries)
-                })
-            })
-            .await?;
+        // A resend: count it with a server-side increment, not a read-then-write
+        // transaction. Copies of one event arrive in bursts, and contended transactions abort
+        // (a 503 for a copy already stored); an increment never conflicts.
+        let mut attempt = 0;
+        let deliveries = loop {
+            match self.count_delivery(&id).await {
+                Ok(n) => break n,
+                Err(e) if attempt < 4 => {
+                    attempt += 1;
+                    tracing::debug!(key, error = %e, attempt, "counting a resend failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         Ok(Appended::Duplicate { deliveries })
     }
 
+    /// `deliveries += 1` on an existing entry; returns the new count.
+    async fn count_delivery(&self, id: &str) -> anyhow::Result<i64> {
+        use firestore::gcloud_sdk::google::firestore::v1::value::ValueType;
+        let writer = self.db.create_simple_batch_writer().await?;
+        let mut batch = writer.new_batch();
+        self.db
+            .fluent()
+            .update()
+            .in_col(JOURNAL)
+            .precondition(FirestoreWritePrecondition::Exists(true))
+            .document_id(id)
+            .transforms(|t| t.fields([t.field("deliveries").increment(1)]))
+            .only_transform()
+            .add_to_batch(&mut batch)?;
+        let response = batch.write().await?;
+        if let Some(status) = response.statuses.first().filter(|s| s.code != OK) {
+            anyhow::bail!(
+                "counting a resend of journal entry {id} failed: {} {}",
+                status.code,
+                status.message
+            );
+        }
+        match response.write_results.first().and_then(|w| w.transform_results.first()) {
+            Some(v) => match v.value.value_type {
+                Some(ValueType::IntegerValue(n)) => Ok(n),
+                ref other => anyhow::bail!("journal entry {id}: deliveries is {other:?}, not an integer"),
+            },
+            None => anyhow::bail!("journal entry {id}: the increment returned no value"),
+        }
+    }
+
     /// Indexes a subscription event's subscriber code under its workflow (first one wins).
-    async fn remember_subscriber(
+    pub async fn remember_subscriber(
         &self,
         event: &HotmartEvent,
         workflow_id: Option<&str>,
@@ -884,6 +908,55 @@ impl FirestoreDocs {
             .await?;
         let n = |v: Vec<Count>| v.first().map_or(0, |c| c.count);
         Ok((n(all), n(waiting)))
+    }
+
+    // ---- Leases ----
+
+    /// Takes or renews `name` for `holder` in a transaction (read the holder and expiry,
+    /// write only if free, expired or ours): two processes never both get it.
+    pub async fn acquire_lease(&self, name: String, holder: String, ttl_ms: i64) -> anyhow::Result<bool> {
+        let id = doc_id(&[&name])?;
+        let held = self
+            .db
+            .run_transaction(|db, tx| {
+                let (id, holder) = (id.clone(), holder.clone());
+                Box::pin(async move {
+                    let current: Option<LeaseDoc> =
+                        db.fluent().select().by_id_in(LEASES).obj().one(&id).await?;
+                    let now = now_ms();
+                    if current.is_some_and(|l| l.holder != holder && l.expires_at > now) {
+                        return Ok(false);
+                    }
+                    db.fluent()
+                        .update()
+                        .in_col(LEASES)
+                        .document_id(&id)
+                        .object(&LeaseDoc { holder, expires_at: now + ttl_ms })
+                        .add_to_transaction(tx)?;
+                    Ok(true)
+                })
+            })
+            .await?;
+        Ok(held)
+    }
+
+    /// Deletes `name` if `holder` has it.
+    pub async fn release_lease(&self, name: String, holder: String) -> anyhow::Result<()> {
+        let id = doc_id(&[&name])?;
+        self.db
+            .run_transaction(|db, tx| {
+                let (id, holder) = (id.clone(), holder.clone());
+                Box::pin(async move {
+                    let current: Option<LeaseDoc> =
+                        db.fluent().select().by_id_in(LEASES).obj().one(&id).await?;
+                    if current.is_some_and(|l| l.holder == holder) {
+                        db.fluent().delete().from(LEASES).document_id(&id).add_to_transaction(tx)?;
+                    }
+                    Ok(())
+                })
+            })
+            .await?;
+        Ok(())
     }
 
     // ---- Enrollment grants ----

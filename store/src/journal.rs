@@ -195,6 +195,12 @@ impl Journal {
             .await
     }
 
+    /// Indexes a subscription event's subscriber code under its workflow (first one wins),
+    /// for an event journaled elsewhere (the Pub/Sub ingress).
+    pub async fn remember_subscriber(&self, event: HotmartEvent, workflow_id: String) -> anyhow::Result<()> {
+        self.db.call(move |c| Ok(remember_subscriber(c, &event, Some(&workflow_id))?)).await
+    }
+
     /// The workflow a subscriber code was last routed to, from the journal's index.
     pub async fn subscriber_workflow(&self, code: String) -> anyhow::Result<Option<String>> {
         self.db

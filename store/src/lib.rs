@@ -8,6 +8,7 @@ mod db;
 pub mod firestore;
 pub mod grants;
 pub mod journal;
+pub mod lease;
 pub mod ledger;
 pub mod links;
 pub mod reports;
@@ -19,6 +20,7 @@ pub use crate::firestore::FirestoreDocs;
 pub use db::{Db, now_ms};
 pub use grants::{Grants, Release};
 pub use journal::{Appended, Journal, JournalEntry, JournalWindow, QuarantineStats, Quarantined};
+pub use lease::{Leases, claim_sqlite_host, this_host};
 pub use ledger::Ledger;
 pub use links::Links;
 pub use reports::Reports;
@@ -56,6 +58,7 @@ pub struct SqliteDocs {
     pub ledger: Ledger,
     pub students: Students,
     pub reports: Reports,
+    pub leases: Leases,
 }
 
 impl SqliteDocs {
@@ -69,6 +72,7 @@ impl SqliteDocs {
             ledger: Ledger::new(db.clone()),
             students: Students::new(db.clone()),
             reports: Reports::new(db.clone()),
+            leases: Leases::new(db.clone()),
             db,
         })
     }
@@ -171,6 +175,12 @@ impl DocStore {
     pub async fn requarantine(&self, key: String, reason: String, parser_version: u32) -> anyhow::Result<()> {
         dispatch!(self, b => b.journal.requarantine(key, reason, parser_version).await, b.requarantine(key, reason, parser_version).await)
     }
+    /// Indexes the subscriber code of an event journaled elsewhere (Pub/Sub) under its workflow.
+    pub async fn remember_subscriber(&self, event: &HotmartEvent, workflow_id: &str) -> anyhow::Result<()> {
+        dispatch!(self,
+            b => b.journal.remember_subscriber(event.clone(), workflow_id.to_string()).await,
+            b.remember_subscriber(event, Some(workflow_id)).await)
+    }
     /// The workflow a subscriber code belongs to, from earlier events that named both.
     pub async fn subscriber_workflow(&self, code: String) -> anyhow::Result<Option<String>> {
         dispatch!(self, b => b.journal.subscriber_workflow(code).await, b.subscriber_workflow(code).await)
@@ -192,6 +202,18 @@ impl DocStore {
     /// (entries, waiting to be forwarded).
     pub async fn journal_counts(&self) -> anyhow::Result<(i64, i64)> {
         dispatch!(self, b => b.journal.counts().await, b.journal_counts().await)
+    }
+
+    // Leases.
+    /// Takes or renews the lease `name` for `holder` for `ttl_ms`: true when `holder` has it.
+    pub async fn acquire_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> anyhow::Result<bool> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        dispatch!(self, b => b.leases.acquire(name, holder, ttl_ms).await, b.acquire_lease(name, holder, ttl_ms).await)
+    }
+    /// Gives the lease up if `holder` has it.
+    pub async fn release_lease(&self, name: &str, holder: &str) -> anyhow::Result<()> {
+        let (name, holder) = (name.to_string(), holder.to_string());
+        dispatch!(self, b => b.leases.release(name, holder).await, b.release_lease(name, holder).await)
     }
 
     // Enrollment grants.

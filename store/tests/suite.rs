@@ -84,6 +84,7 @@ both_backends!(
     journal_dedupes_resends_and_forwards,
     journal_pending_is_oldest_first_and_limited,
     concurrent_appends_count_each_event_once,
+    twenty_concurrent_copies_of_one_event_are_all_taken,
     an_undecodable_entry_is_quarantined_not_blocking,
     links_create_put_delete,
     links_page_in_product_order,
@@ -100,6 +101,7 @@ both_backends!(
     reports_are_kept_by_kind_newest_first,
     product_names_are_kept_and_renamed,
     a_course_lists_its_grants_but_not_those_being_released,
+    a_lease_has_one_holder_until_it_expires,
 );
 
 async fn a_course_lists_its_grants_but_not_those_being_released(s: &DocStore) {
@@ -136,6 +138,43 @@ async fn product_names_are_kept_and_renamed(s: &DocStore) {
         s.product_names().await.unwrap(),
         [(ProductId(1001), "Lifetime".to_string()), (ProductId(1002), "Fixed term (2025)".to_string())]
     );
+}
+
+async fn a_lease_has_one_holder_until_it_expires(s: &DocStore) {
+    // Long enough that an emulator round trip cannot eat the margins below.
+    let ttl = 1500;
+    assert!(s.acquire_lease("forwarder-0", "a", ttl).await.unwrap());
+    assert!(!s.acquire_lease("forwarder-0", "b", ttl).await.unwrap(), "held by a");
+    assert!(s.acquire_lease("forwarder-1", "b", ttl).await.unwrap(), "another shard is free");
+    // Renewing keeps it.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(s.acquire_lease("forwarder-0", "a", ttl).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(!s.acquire_lease("forwarder-0", "b", ttl).await.unwrap(), "a renewed it");
+    // a dies (stops renewing): b takes over once it expires, and a cannot take it back.
+    tokio::time::sleep(Duration::from_millis(ttl as u64 + 100)).await;
+    assert!(s.acquire_lease("forwarder-0", "b", ttl).await.unwrap());
+    assert!(!s.acquire_lease("forwarder-0", "a", ttl).await.unwrap());
+    // A clean stop hands it over at once; releasing another's lease does nothing.
+    s.release_lease("forwarder-0", "a").await.unwrap();
+    assert!(!s.acquire_lease("forwarder-0", "c", ttl).await.unwrap());
+    s.release_lease("forwarder-0", "b").await.unwrap();
+    assert!(s.acquire_lease("forwarder-0", "c", ttl).await.unwrap());
+    // Racing for a free lease: exactly one wins.
+    let racers: Vec<_> = (0..8)
+        .map(|i| {
+            let s = s.clone();
+            // A contended attempt may fail outright: that holder just tries again later.
+            tokio::spawn(async move {
+                s.acquire_lease("forwarder-2", &format!("r{i}"), 10_000).await.unwrap_or(false)
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for r in racers {
+        won += r.await.unwrap() as usize;
+    }
+    assert_eq!(won, 1);
 }
 
 async fn the_ledger_merges_facts_across_runs(s: &DocStore) {
@@ -380,6 +419,30 @@ async fn concurrent_appends_count_each_event_once(s: &DocStore) {
     assert_eq!((new, dup), (100, 100));
     assert_eq!(s.journal_counts().await.unwrap(), (100, 100));
     assert_eq!(s.pending(1000).await.unwrap().len(), 100);
+}
+
+/// Hotmart resends in bursts: every copy must be taken (a 503 for a duplicate makes it
+/// resend again), one as new and each other one counted exactly once.
+async fn twenty_concurrent_copies_of_one_event_are_all_taken(s: &DocStore) {
+    let e = event("burst", "HPburst");
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (s, e) = (s.clone(), e.clone());
+            tokio::spawn(async move { s.append(e, Some("purchase-HPburst".into()), "{}".into()).await })
+        })
+        .collect();
+    let mut counts = Vec::new();
+    let mut new = 0;
+    for t in tasks {
+        match t.await.unwrap().expect("every copy is taken") {
+            Appended::New => new += 1,
+            Appended::Duplicate { deliveries } => counts.push(deliveries),
+        }
+    }
+    counts.sort();
+    assert_eq!(new, 1);
+    assert_eq!(counts, (2..=20).collect::<Vec<i64>>(), "each copy counted once");
+    assert_eq!(s.journal_counts().await.unwrap(), (1, 1));
 }
 
 /// Rewrites the stored event of `key` as an entry a different version might have written.
@@ -628,6 +691,20 @@ async fn sqlite_concurrent_appends_group_commit_without_loss() {
     }
     assert_eq!(new, 150);
     assert_eq!(j.counts().await.unwrap(), (150, 150));
+}
+
+#[test]
+fn a_sqlite_file_is_refused_to_a_second_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    tollgate_store::claim_sqlite_host(&path, "host-a").unwrap();
+    // Another process of the same machine: fine.
+    tollgate_store::claim_sqlite_host(&path, "host-a").unwrap();
+    let e = tollgate_store::claim_sqlite_host(&path, "host-b").unwrap_err().to_string();
+    assert!(e.contains("host-a") && e.contains("TOLLGATE_STORE=firestore"), "{e}");
+    // Moved on purpose: the marker removed, the new machine takes it.
+    std::fs::remove_file(dir.path().join("t.db.host")).unwrap();
+    tollgate_store::claim_sqlite_host(&path, "host-b").unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

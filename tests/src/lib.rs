@@ -4,6 +4,7 @@
 
 pub mod temporal;
 
+pub mod oracle;
 pub mod rng;
 pub mod synthetic;
 
@@ -78,6 +79,8 @@ pub struct StackOptions {
     pub max_history: u32,
     pub max_rps: f64,
     pub sim: SimConfig,
+    /// More environment for every process of the stack (e.g. `TOLLGATE_STORE=firestore`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for StackOptions {
@@ -89,6 +92,7 @@ impl Default for StackOptions {
             max_history: 2000,
             max_rps: 50.0,
             sim: SimConfig::default(),
+            env: Vec::new(),
         }
     }
 }
@@ -129,6 +133,8 @@ impl Stack {
             ("TOLLGATE_RETENTION", opts.retention.into()),
             ("TOLLGATE_MAX_HISTORY", opts.max_history.to_string()),
             ("TOLLGATE_MAX_RETRY_INTERVAL", "2s".into()),
+            // A starter killed with SIGKILL keeps the forwarder lease this long.
+            ("TOLLGATE_FORWARDER_LEASE", "3s".into()),
             ("TALENTLMS_URL", sim.base_url()),
             ("TALENTLMS_API_KEY", sim.api_key().to_string()),
             ("TALENTLMS_MAX_RPS", opts.max_rps.to_string()),
@@ -136,6 +142,7 @@ impl Stack {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain(opts.env.iter().cloned())
         .collect();
         let mut stack = Stack {
             dir,
@@ -163,18 +170,36 @@ impl Stack {
     }
 
     pub fn start_worker(&mut self) {
-        self.worker = Some(self.command("tollgate-worker", "worker.log").spawn().unwrap());
+        self.worker = Some(self.spawn_worker("worker.log"));
+    }
+
+    /// `tollgate-starter {args}` as a long-running process (e.g. `forward`), logging to `log`.
+    pub fn spawn_starter_cmd(&self, args: &[&str], log: &str) -> Child {
+        self.command("tollgate-starter", log).args(args).spawn().unwrap()
+    }
+
+    /// Another worker process on the same task queues, logging to `log`.
+    pub fn spawn_worker(&self, log: &str) -> Child {
+        self.command("tollgate-worker", log).spawn().unwrap()
     }
 
     /// Starts `starter serve` on a port the OS picks, and waits for its health check.
     pub async fn start_starter(&mut self) {
-        let log_path = self.dir.path().join("starter.log");
+        let (child, addr) = self.spawn_starter("starter.log").await;
+        self.http_addr = addr;
+        self.starter = Some(child);
+    }
+
+    /// Another `starter serve` process (logging to `log`) on a port the OS picks, once its
+    /// health check answers: the process and its address.
+    pub async fn spawn_starter(&self, log: &str) -> (Child, String) {
+        let log_path = self.dir.path().join(log);
         let before = std::fs::read_to_string(&log_path).map(|s| s.len()).unwrap_or(0);
-        let mut cmd = self.command("tollgate-starter", "starter.log");
+        let mut cmd = self.command("tollgate-starter", log);
         cmd.arg("serve").env("TOLLGATE_HTTP_ADDR", "127.0.0.1:0");
         let mut child = cmd.spawn().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        let addr = loop {
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
             if let Some(addr) = log[before.min(log.len())..]
                 .lines()
@@ -185,18 +210,17 @@ impl Stack {
                     Err(_) => l.split("addr=").nth(1).map(str::to_string),
                 })
             {
-                self.http_addr = addr.trim().to_string();
-                break;
+                break addr.trim().to_string();
             }
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("starter exited with {status}:\n{}", self.logs());
             }
             assert!(Instant::now() < deadline, "starter did not come up:\n{}", self.logs());
             tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        self.starter = Some(child);
-        let r = self.http.get(format!("http://{}/healthz", self.http_addr)).send().await.unwrap();
+        };
+        let r = self.http.get(format!("http://{addr}/healthz")).send().await.unwrap();
         assert!(r.status().is_success(), "healthz: {}", r.status());
+        (child, addr)
     }
 
     /// kill -9.
@@ -350,6 +374,17 @@ impl Stack {
         }
         args.extend(policy);
         self.starter_cmd(&args).await;
+    }
+
+    /// TalentLMS enroll calls so far (without injected faults: one per student and course).
+    pub fn enroll_calls(&self) -> u64 {
+        self.sim
+            .state()
+            .calls_by_endpoint
+            .iter()
+            .filter(|(k, _)| k.contains("addusertocourse"))
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// (email, course) pairs enrolled in the simulator.

@@ -25,6 +25,13 @@ async fn main() -> anyhow::Result<()> {
         .to_string();
     tracing::info!(?settings, "starting worker");
 
+    // Several workers of one machine share a SQLite file safely (WAL, file locks, every
+    // write a transaction); a worker of another machine would corrupt it: refused.
+    if matches!(settings.store, tollgate_store::StoreConfig::Sqlite { .. })
+        || matches!(settings.warehouse, tollgate_warehouse::WarehouseConfig::Sqlite { .. })
+    {
+        tollgate_store::claim_sqlite_host(&settings.db_path, &tollgate_store::this_host())?;
+    }
     let docs = DocStore::open(&settings.store).await?;
     let warehouse = Warehouse::open(&settings.warehouse).await?;
     let store_acts = StoreActivities { docs: docs.clone(), warehouse };

@@ -7,6 +7,7 @@ mod burst;
 mod ceiling;
 mod enroll;
 mod import;
+mod journals;
 mod scale;
 mod unenroll;
 
@@ -30,6 +31,7 @@ use unenroll::unenroll_section;
 
 pub use ceiling::ceiling_section;
 pub use import::import_section;
+pub use journals::journals_section;
 pub use scale::scale_section;
 
 /// One stack on its own dev server (SQLite file), for one ingress or the scale section.

@@ -33,7 +33,9 @@ async fn healthz(State(s): State<AppState>) -> ApiResult<Json<Value>> {
                 "pending": pending,
                 "quarantined": q.count,
                 "oldest_quarantined_age_secs": q.oldest_received_at.map(|at| (now_ms() - at).max(0) / 1000),
-            }
+            },
+            // Several starters on one journal: only the lease holder forwards.
+            "forwarder": if crate::metrics::FORWARDER_ACTIVE.get() == 1 { "active" } else { "standby" },
         }))),
         Err(e) => Err(ApiError::internal(
             StatusCode::SERVICE_UNAVAILABLE,

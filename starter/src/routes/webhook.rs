@@ -12,6 +12,11 @@
 //! for events that concern a purchase: the handler does the forwarder's signal-with-start
 //! itself and answers 2xx only once Temporal accepted it (503 otherwise, so Hotmart
 //! resends). Resends are then not recognised at the door (the workflow de-duplicates).
+//!
+//! `TOLLGATE_JOURNAL=pubsub`: a routable event is published to Pub/Sub (`crate::pubsub`)
+//! and answered 2xx once Pub/Sub acknowledged it (503 otherwise); what cannot be routed
+//! (quarantined, or concerning no workflow) still goes to the store's journal. Resends are
+//! not recognised at the door there either: the workflow de-duplicates by event id.
 
 use axum::Json;
 use axum::Router;
@@ -96,6 +101,17 @@ async fn receive(
     {
         return direct(&s, &wf, ev.clone()).await;
     }
+    if let (Some(ps), Ok(ev)) = (&s.pubsub, &received.event) {
+        match journal::route(&s.docs, ev).await {
+            Ok(Ok(Some(wf))) => return publish(&s, ps, &wf, ev, &received.stored).await,
+            // Concerns no workflow, or cannot be routed yet: the store's journal keeps it.
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(event_id = %ev.id, error = %format!("{e:#}"), "routing lookup failed");
+                return Err(unavailable());
+            }
+        }
+    }
     let (key, event_name) = (received.key.clone(), received.event_name.clone().unwrap_or_default());
     match journal::store(&s.docs, received).await {
         Ok(j) => {
@@ -128,13 +144,38 @@ async fn receive(
         Err(e) => {
             // Not journaled: a 5xx makes Hotmart resend.
             tracing::error!(event_id = %key, error = %e, "journal write failed");
-            Err(refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "journal_unavailable",
-                "event not stored; resend later",
-            ))
+            Err(unavailable())
         }
     }
+}
+
+fn unavailable() -> ApiError {
+    refuse(StatusCode::SERVICE_UNAVAILABLE, "journal_unavailable", "event not stored; resend later")
+}
+
+/// The Pub/Sub journal: the 2xx means Pub/Sub has the event.
+async fn publish(
+    s: &AppState,
+    pubsub: &crate::pubsub::PubSub,
+    workflow_id: &str,
+    event: &HotmartEvent,
+    stored: &str,
+) -> ApiResult<Json<Value>> {
+    let id = event.id.to_string();
+    if let Err(e) = pubsub.publish(&id, workflow_id, stored).await {
+        tracing::error!(event_id = %id, error = %format!("{e:#}"), "Pub/Sub publish failed");
+        return Err(unavailable());
+    }
+    // Later events that name only the subscriber find this workflow through the index;
+    // without it they would be quarantined, so a failure asks for a resend (published
+    // twice at worst, which the workflow ignores).
+    if let Err(e) = s.docs.remember_subscriber(event, workflow_id).await {
+        tracing::error!(event_id = %id, error = %format!("{e:#}"), "subscriber index not updated");
+        return Err(unavailable());
+    }
+    crate::metrics::JOURNAL_APPENDED.inc();
+    tracing::info!(event_id = %id, event = %event.kind, workflow_id, "webhook published to Pub/Sub");
+    Ok(Json(json!({"status": "accepted", "event_id": id, "workflow_id": workflow_id})))
 }
 
 /// The direct ingress: the 2xx means Temporal has the event.
