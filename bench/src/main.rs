@@ -41,8 +41,7 @@ mod stream;
 use std::time::Instant;
 
 use crate::args::Args;
-use crate::sections::{ceiling_section, import_section, ingress_run, scale_section};
-use crate::sections::{ceiling_section, ingress_run, journals_section, scale_section};
+use crate::sections::{ceiling_section, import_section, ingress_run, journals_section, scale_section};
 use crate::stats::print_table;
 
 /// Many sockets in flight when the direct ingress falls behind: raise the soft limit (the
@@ -85,6 +84,7 @@ async fn main() {
     }
     if a.sections.contains("import") {
         import_section(&a).await;
+    }
     if a.sections.contains("journals") {
         journals_section(&a).await;
     }

@@ -97,7 +97,6 @@ pub async fn run(
     let mut names = ProductNames::default();
     loop {
         if !lease.lock().await.hold(&journal).await {
-            first_seen.clear();
             metrics::OLDEST_PENDING_AGE.set(0);
             tokio::time::sleep(Duration::from_secs(settings.forwarder_lease_secs).max(IDLE_POLL) / 3).await;
             continue;
