@@ -425,6 +425,7 @@ impl BigQueryWarehouse {
                 SELECT {cols} FROM {facts}
                 WHERE currency = @currency AND kind = 'charge' AND subscriber_code IS NOT NULL
                   AND occurred_at >= TIMESTAMP_MILLIS(@charges_from) AND occurred_at < TIMESTAMP_MILLIS(@until)
+                  AND COALESCE(paid_until, TIMESTAMP_ADD(occurred_at, INTERVAL 30 DAY)) > TIMESTAMP_MILLIS(@covers)
                   AND {sub} IN (SELECT s FROM touched))
              SELECT * FROM ch
              UNION ALL
@@ -443,6 +444,7 @@ impl BigQueryWarehouse {
                     P::Int("from", day.start_ms()),
                     P::Int("until", day.end_ms()),
                     P::Int("charges_from", w.charges_from_ms),
+                    P::Int("covers", w.covers_from_ms),
                 ],
             )
             .await?;

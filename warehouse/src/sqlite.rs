@@ -36,10 +36,12 @@ CREATE INDEX IF NOT EXISTS revenue_time ON revenue(occurred_at);
 -- Covers the per-course daily sums: the dashboard's GROUP BY reads only this index.
 CREATE INDEX IF NOT EXISTS revenue_daily_cover ON revenue(currency, occurred_at, product_id, kind, gross_minor);
 CREATE INDEX IF NOT EXISTS revenue_txn ON revenue(txn);
--- A subscription's charges (today's figures from yesterday's rollup read only the
--- subscriptions that change today).
-CREATE INDEX IF NOT EXISTS revenue_subscriber ON revenue(subscriber_code, product_id)
-    WHERE subscriber_code IS NOT NULL;
+-- A subscription's charges by the end of their paid period: today's figures, from
+-- yesterday's rollup, read only the charges still covering of the subscriptions that
+-- change today (same expression as above).
+CREATE INDEX IF NOT EXISTS revenue_subscriber_coverage
+    ON revenue(subscriber_code, product_id, COALESCE(paid_until, occurred_at + 2592000000))
+    WHERE kind = 'charge' AND subscriber_code IS NOT NULL;
 -- Subscription charges by the end of what they pay for (30 days when unknown; the
 -- constant is metrics::FALLBACK_PERIOD_MS and must match the query's expression).
 CREATE INDEX IF NOT EXISTS revenue_subscription_coverage
@@ -324,7 +326,8 @@ impl SqliteWarehouse {
 
     /// The facts of every subscription whose status or MRR can change during `day`: one
     /// with a charge starting then, a paid period ending then, or a reversal then (all
-    /// by index), with every charge of it in the window of `day` and their reversals.
+    /// by index), with its charges that still cover the day before or later, and their
+    /// reversals.
     pub async fn subscription_facts_changing(
         &self,
         currency: &Currency,
@@ -354,12 +357,13 @@ impl SqliteWarehouse {
                                c.paid_until
                         FROM touched t JOIN revenue c
                           ON c.subscriber_code = t.subscriber_code AND c.product_id = t.product_id
-                        WHERE c.subscriber_code IS NOT NULL AND +c.currency = ?1 AND +c.kind = 'charge'
-                          AND +c.occurred_at >= ?4 AND +c.occurred_at < ?3)
+                        WHERE c.subscriber_code IS NOT NULL AND c.kind = 'charge'
+                          AND COALESCE(c.paid_until, c.occurred_at + 2592000000) > ?5
+                          AND +c.currency = ?1 AND +c.occurred_at >= ?4 AND +c.occurred_at < ?3)
                      {WITH_REVERSALS}"
                 ))?;
                 let rows = st.query_map(
-                    params![currency, day.start_ms(), day.end_ms(), w.charges_from_ms],
+                    params![currency, day.start_ms(), day.end_ms(), w.charges_from_ms, w.covers_from_ms],
                     fact_row,
                 )?;
                 Ok(rows.collect::<Result<Vec<_>, _>>()?)

@@ -430,7 +430,9 @@ fn random_rows(rng: &mut Rng, tag: &str, n: usize, first: i64, last: i64) -> Vec
 
 /// The served figures equal the all-live ones for every range tried.
 async fn assert_same_as_live(w: &Warehouse, ranges: &[DayRange], when: &str) {
-    for currency in [brl(), "USD".parse().unwrap()] {
+    let currencies =
+        if w.backend() == "bigquery" { vec![brl()] } else { vec![brl(), "USD".parse().unwrap()] };
+    for currency in currencies {
         for &range in ranges {
             let live: Vec<CourseDay> = w.live_course_days(&currency, range).await.unwrap();
             assert_eq!(
@@ -460,7 +462,13 @@ async fn rollups_and_live_agree_on_random_data(w: Warehouse) {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let today = today();
     let d = |n: i64| Day::from_index(today.index() + n);
-    let mut rows = random_rows(&mut rng, "A", 40, -30, 0);
+    // The emulator takes a good part of a second per query: fewer rows, ranges and
+    // currencies there (the same code paths).
+    let bq = w.backend() == "bigquery";
+    let mut rows = random_rows(&mut rng, "A", if bq { 10 } else { 40 }, -30, 0);
+    // An unreversed charge to refund late, and a row for a repair to delete.
+    rows.push(row("O1", RevenueKind::Charge, 1, 4_000, "BRL", d(-20).start_ms() + 3_600_000));
+    rows.push(row("V1", RevenueKind::Charge, 2, 900, "USD", d(-22).start_ms() + 7_200_000));
     // Today's subscription figures come from yesterday's rollup and what changes today:
     // a subscription starting, one whose paid period ends, one refunded.
     let noon = today.start_ms() + 12 * 3_600_000;
@@ -478,25 +486,19 @@ async fn rollups_and_live_agree_on_random_data(w: Warehouse) {
         DayRange::one(d(-12)),
         DayRange::new(d(-3), d(2)).unwrap(),
     ];
-    assert_same_as_live(&w, &ranges, "no rollups yet").await;
+    let ranges = if bq { &ranges[..1] } else { &ranges[..] };
+    assert_same_as_live(&w, ranges, "no rollups yet").await;
     assert_eq!(w.refresh_rollups(all).await.unwrap(), 30, "every closed day, once");
     assert_eq!(fresh_days(&w, all).await, DayRange::new(d(-30), d(-1)).unwrap().days().collect::<Vec<_>>());
     assert_eq!(w.refresh_rollups(all).await.unwrap(), 0, "nothing left to refresh");
-    assert_same_as_live(&w, &ranges, "from rollups").await;
+    assert_same_as_live(&w, ranges, "from rollups").await;
 
     // Late rows: a charge 15 days ago (a subscription covering the days after it), a
-    // refund of an old charge dated 9 days ago, and a repair deleting a row of day -20.
+    // refund of an old charge dated 9 days ago, and a repair deleting a row of day -22.
     let mut late = random_rows(&mut rng, "L", 1, -15, -15);
     late[0].subscriber_code = Some("S1".into());
     late[0].paid_until = Some(late[0].occurred_at + 30 * DAY_MS);
-    let unreversed = |r: &&RevenueRow| {
-        !rows.iter().any(|x| x.transaction == r.transaction && x.kind != RevenueKind::Charge)
-    };
-    let old = rows
-        .iter()
-        .filter(unreversed)
-        .find(|r| r.kind == RevenueKind::Charge && r.occurred_at < d(-10).start_ms())
-        .unwrap();
+    let old = rows.iter().find(|r| r.transaction == "O1").unwrap();
     let mut refund =
         row(&old.transaction, RevenueKind::Refund, old.product_id, -old.gross.minor, &old.gross.currency, 0);
     refund.occurred_at = (old.occurred_at + 1).max(d(-9).start_ms());
@@ -510,18 +512,17 @@ async fn rollups_and_live_agree_on_random_data(w: Warehouse) {
         fresh_days(&w, all).await,
         DayRange::new(d(-30), first_late.prev()).unwrap().days().collect::<Vec<_>>()
     );
-    assert_same_as_live(&w, &ranges, "after late rows").await;
-    let victim =
-        rows.iter().find(|r| (d(-25).start_ms()..d(-20).start_ms()).contains(&r.occurred_at)).unwrap();
+    assert_same_as_live(&w, ranges, "after late rows").await;
+    let victim = rows.iter().find(|r| r.transaction == "V1").unwrap();
     assert_eq!(w.delete_keys(vec![victim.key.clone()]).await.unwrap(), 1);
     let victim_day = Day::of_ms(victim.occurred_at);
     assert_eq!(
         fresh_days(&w, all).await,
         DayRange::new(d(-30), victim_day.prev()).unwrap().days().collect::<Vec<_>>()
     );
-    assert_same_as_live(&w, &ranges, "after a repair").await;
+    assert_same_as_live(&w, ranges, "after a repair").await;
     assert_eq!(w.refresh_rollups(all).await.unwrap() as i64, today.index() - victim_day.index());
-    assert_same_as_live(&w, &ranges, "refreshed").await;
+    assert_same_as_live(&w, ranges, "refreshed").await;
 }
 
 /// A stored rollup is what the dashboard reads while its day's facts are unchanged (a
