@@ -327,7 +327,8 @@ impl SqliteWarehouse {
     /// The facts of every subscription whose status or MRR can change during `day`: one
     /// with a charge starting then, a paid period ending then, or a reversal then (all
     /// by index), with its charges that still cover the day before or later, and their
-    /// reversals.
+    /// reversals. Each index is named: left to choose, the planner scanned a whole
+    /// currency's charges for the first arm (378 ms for 1,592 facts over 1.1 M rows).
     pub async fn subscription_facts_changing(
         &self,
         currency: &Currency,
@@ -339,23 +340,24 @@ impl SqliteWarehouse {
             .call(move |c| {
                 let mut st = c.prepare_cached(&format!(
                     "WITH touched AS (
-                        SELECT product_id, subscriber_code FROM revenue
+                        SELECT product_id, subscriber_code FROM revenue INDEXED BY revenue_daily_cover
                         WHERE currency = ?1 AND kind = 'charge' AND subscriber_code IS NOT NULL
                           AND occurred_at >= ?2 AND occurred_at < ?3
                         UNION
-                        SELECT product_id, subscriber_code FROM revenue
+                        SELECT product_id, subscriber_code FROM revenue INDEXED BY revenue_subscription_coverage
                         WHERE currency = ?1 AND kind = 'charge' AND subscriber_code IS NOT NULL
                           AND COALESCE(paid_until, occurred_at + 2592000000) >= ?2
                           AND COALESCE(paid_until, occurred_at + 2592000000) < ?3
                         UNION
-                        SELECT c.product_id, c.subscriber_code FROM revenue r JOIN revenue c ON c.txn = r.txn
+                        SELECT c.product_id, c.subscriber_code FROM revenue r INDEXED BY revenue_daily_cover
+                        JOIN revenue c INDEXED BY revenue_txn ON c.txn = r.txn
                         WHERE r.currency = ?1 AND r.kind IN ('refund', 'chargeback')
                           AND r.occurred_at >= ?2 AND r.occurred_at < ?3
                           AND c.kind = 'charge' AND c.subscriber_code IS NOT NULL),
                      ch AS (
                         SELECT c.product_id, c.subscriber_code, c.txn, c.kind, c.gross_minor, c.occurred_at,
                                c.paid_until
-                        FROM touched t JOIN revenue c
+                        FROM touched t JOIN revenue c INDEXED BY revenue_subscriber_coverage
                           ON c.subscriber_code = t.subscriber_code AND c.product_id = t.product_id
                         WHERE c.subscriber_code IS NOT NULL AND c.kind = 'charge'
                           AND COALESCE(c.paid_until, c.occurred_at + 2592000000) > ?5

@@ -117,6 +117,11 @@ async fn main() -> anyhow::Result<()> {
         })
         .await?;
     }
+    let changing = time("  of which: facts of today's changing subscriptions", 5, || {
+        w.subscription_facts_changing(&brl, today)
+    })
+    .await?;
+    println!("   ({} facts of subscriptions that change today)", changing.len());
     time("dashboard load (both queries), 30 days", 5, || served(30)).await?;
     let year = time("dashboard load (both queries), 365 days", 5, || served(365)).await?;
     anyhow::ensure!(year == year_live, "the figures from rollups differ from the live ones");
