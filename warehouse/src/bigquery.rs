@@ -7,6 +7,7 @@
 //! `TIMESTAMP_MILLIS`), since the REST encoding of TIMESTAMP differs between BigQuery and
 //! its emulator.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use gcp_bigquery_client::Client;
@@ -27,7 +28,7 @@ use tollgate_domain::metrics::{
 use tollgate_domain::money::Money;
 use tollgate_domain::revenue::{RevenueKind, RevenueRow};
 
-use crate::SubscriptionWindow;
+use crate::{RollupSlice, StoredRollup, SubscriptionWindow};
 
 #[derive(Clone)]
 pub struct BigQueryWarehouse {
@@ -209,8 +210,17 @@ impl BigQueryWarehouse {
                 self.t("rollup_subscription")
             ),
             format!(
-                "CREATE TABLE IF NOT EXISTS {} (day DATE NOT NULL, computed_at TIMESTAMP NOT NULL)",
+                "CREATE TABLE IF NOT EXISTS {} (day DATE NOT NULL, computed_at TIMESTAMP NOT NULL, basis INT64)",
                 self.t("rollup_day")
+            ),
+            // Rollups from before change marks: kept, never served until recomputed.
+            format!("ALTER TABLE {} ADD COLUMN IF NOT EXISTS basis INT64", self.t("rollup_day")),
+            // One row per write that may have changed the facts of `day` (append-only: an
+            // INSERT never conflicts with a concurrent one, unlike a counter's UPDATE).
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} (day DATE NOT NULL, recorded_at TIMESTAMP NOT NULL)
+                 PARTITION BY day",
+                self.t("revenue_changes")
             ),
         ]);
         for (name, body) in views(&facts, &self.t("subscription_coverage")) {
@@ -270,7 +280,21 @@ impl BigQueryWarehouse {
                 ],
             )
             .await?;
+        // After the write, and on every call: a retry after a crash between the MERGE and
+        // this line finds the row already there and still counts the change. A replaced
+        // later reversal is dated on or after this row, so this day covers it.
+        self.count_change(row.occurred_at).await?;
         Ok(affected == 1)
+    }
+
+    /// Moves the change marks of the day of `occurred_at` and every later day.
+    async fn count_change(&self, occurred_at: Millis) -> anyhow::Result<()> {
+        let sql = format!(
+            "INSERT INTO {} (day, recorded_at) VALUES (DATE(TIMESTAMP_MILLIS(@at)), CURRENT_TIMESTAMP())",
+            self.t("revenue_changes")
+        );
+        self.query(&sql, &[P::Int("at", occurred_at)]).await?;
+        Ok(())
     }
 
     pub async fn rows_between(&self, from_ms: Millis, to_ms: Millis) -> anyhow::Result<Vec<RevenueRow>> {
@@ -327,10 +351,18 @@ impl BigQueryWarehouse {
     }
 
     pub async fn delete_keys(&self, keys: Vec<String>) -> anyhow::Result<usize> {
+        let facts = self.t("revenue_facts");
         let mut n = 0;
         for k in keys {
-            let sql = format!("DELETE FROM {} WHERE key = @key", self.t("revenue_facts"));
+            let sql = format!("SELECT UNIX_MILLIS(occurred_at) FROM {facts} WHERE key = @key");
+            let (rows, _) = self.query(&sql, &[P::Str("key", k.clone())]).await?;
+            let Some(at) = rows.first().map(|r| i(&r[0])).transpose()? else { continue };
+            // Counted before and after: no statement spans both tables, and a retry would
+            // no longer find the row's day.
+            self.count_change(at).await?;
+            let sql = format!("DELETE FROM {facts} WHERE key = @key");
             n += self.query(&sql, &[P::Str("key", k)]).await?.1 as usize;
+            self.count_change(at).await?;
         }
         Ok(n)
     }
@@ -403,72 +435,215 @@ impl BigQueryWarehouse {
                 ],
             )
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(SubscriptionFact {
-                    product_id: i(&r[0])?,
-                    subscriber_code: os(&r[1]),
-                    transaction: s(&r[2])?,
-                    kind: kind(&r[3])?,
-                    gross_minor: i(&r[4])?,
-                    occurred_at: i(&r[5])?,
-                    paid_until: oi(&r[6])?,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| fact(r)).collect()
     }
 
-    /// Delete-then-insert per day: a crash in between leaves the day without a rollup
-    /// until the activity's retry writes it again.
-    pub async fn write_rollup(&self, rollup: &DayRollup) -> anyhow::Result<()> {
-        let day = rollup.day.to_string();
-        for table in ["rollup_course", "rollup_subscription", "rollup_day"] {
-            let sql = format!("DELETE FROM {} WHERE day = DATE(@day)", self.t(table));
-            self.query(&sql, &[P::Str("day", day.clone())]).await?;
+    /// As in SQLite: the facts of every subscription whose status or MRR can change
+    /// during `day`.
+    pub async fn subscription_facts_changing(
+        &self,
+        currency: &Currency,
+        day: Day,
+    ) -> anyhow::Result<Vec<SubscriptionFact>> {
+        let facts = self.t("revenue_facts");
+        let w = SubscriptionWindow::for_range(DayRange::one(day));
+        let cols = "product_id, subscriber_code, txn, kind, gross_minor, UNIX_MILLIS(occurred_at) AS occurred_ms, \
+                    UNIX_MILLIS(paid_until) AS paid_ms";
+        let within = |e: &str| format!("{e} >= TIMESTAMP_MILLIS(@from) AND {e} < TIMESTAMP_MILLIS(@until)");
+        let sub = "CONCAT(CAST(product_id AS STRING), '/', subscriber_code)";
+        let sql = format!(
+            "WITH touched AS (
+                SELECT {sub} AS s FROM {facts}
+                WHERE currency = @currency AND kind = 'charge' AND subscriber_code IS NOT NULL
+                  AND ({} OR {})
+                UNION DISTINCT
+                SELECT CONCAT(CAST(c.product_id AS STRING), '/', c.subscriber_code) FROM {facts} r
+                JOIN {facts} c ON c.txn = r.txn
+                WHERE r.currency = @currency AND r.kind IN ('refund', 'chargeback') AND {}
+                  AND c.kind = 'charge' AND c.subscriber_code IS NOT NULL),
+             ch AS (
+                SELECT {cols} FROM {facts}
+                WHERE currency = @currency AND kind = 'charge' AND subscriber_code IS NOT NULL
+                  AND occurred_at >= TIMESTAMP_MILLIS(@charges_from) AND occurred_at < TIMESTAMP_MILLIS(@until)
+                  AND COALESCE(paid_until, TIMESTAMP_ADD(occurred_at, INTERVAL 30 DAY)) > TIMESTAMP_MILLIS(@covers)
+                  AND {sub} IN (SELECT s FROM touched))
+             SELECT * FROM ch
+             UNION ALL
+             SELECT {cols} FROM {facts}
+             WHERE currency = @currency AND kind != 'charge' AND occurred_at < TIMESTAMP_MILLIS(@until)
+               AND txn IN (SELECT txn FROM ch)",
+            within("occurred_at"),
+            within("COALESCE(paid_until, TIMESTAMP_ADD(occurred_at, INTERVAL 30 DAY))"),
+            within("r.occurred_at"),
+        );
+        let (rows, _) = self
+            .query(
+                &sql,
+                &[
+                    P::Str("currency", currency.to_string()),
+                    P::Int("from", day.start_ms()),
+                    P::Int("until", day.end_ms()),
+                    P::Int("charges_from", w.charges_from_ms),
+                    P::Int("covers", w.covers_from_ms),
+                ],
+            )
+            .await?;
+        rows.iter().map(|r| fact(r)).collect()
+    }
+
+    /// Delete-then-insert: `rollup_day` goes first and comes back last, so a reader
+    /// never takes a half-written day for a stored one, and a crash in between leaves
+    /// the days without a rollup (read live) until a retry or refresh writes them.
+    pub async fn write_rollups(&self, rollups: &[(DayRollup, i64)]) -> anyhow::Result<()> {
+        let days = rollups.iter().map(|(r, _)| format!("DATE '{}'", r.day)).collect::<Vec<_>>().join(", ");
+        for table in ["rollup_day", "rollup_course", "rollup_subscription"] {
+            self.query(&format!("DELETE FROM {} WHERE day IN ({days})", self.t(table)), &[]).await?;
         }
-        if !rollup.courses.is_empty() {
-            let values = rollup
-                .courses
-                .iter()
-                .map(|r| {
-                    Ok(format!(
-                        "(DATE '{day}', {}, '{}', {}, {}, {}, {}, {}, {}, {})",
-                        r.product_id,
-                        Currency::try_from(r.currency.clone()).map_err(anyhow::Error::msg)?,
-                        r.charges_minor,
-                        r.refunds_minor,
-                        r.chargebacks_minor,
-                        r.total_minor,
-                        r.charge_count,
-                        r.refund_count,
-                        r.chargeback_count
-                    ))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let sql = format!("INSERT INTO {} VALUES {}", self.t("rollup_course"), values.join(", "));
-            self.query(&sql, &[]).await?;
+        let mut courses = Vec::new();
+        let mut subscriptions = Vec::new();
+        let mut marks = Vec::new();
+        for (rollup, basis) in rollups {
+            let day = rollup.day;
+            for r in &rollup.courses {
+                courses.push(format!(
+                    "(DATE '{day}', {}, '{}', {}, {}, {}, {}, {}, {}, {})",
+                    r.product_id,
+                    Currency::try_from(r.currency.clone()).map_err(anyhow::Error::msg)?,
+                    r.charges_minor,
+                    r.refunds_minor,
+                    r.chargebacks_minor,
+                    r.total_minor,
+                    r.charge_count,
+                    r.refund_count,
+                    r.chargeback_count
+                ));
+            }
+            for s in &rollup.subscriptions {
+                subscriptions.push(format!(
+                    "(DATE '{day}', '{}', {}, {}, {}, {})",
+                    Currency::try_from(s.currency.clone()).map_err(anyhow::Error::msg)?,
+                    s.active,
+                    s.mrr_minor,
+                    s.churned,
+                    s.started
+                ));
+            }
+            marks.push(format!("(DATE '{day}', CURRENT_TIMESTAMP(), {basis})"));
         }
-        if !rollup.subscriptions.is_empty() {
-            let values = rollup
-                .subscriptions
-                .iter()
-                .map(|s| {
-                    Ok(format!(
-                        "(DATE '{day}', '{}', {}, {}, {}, {})",
-                        Currency::try_from(s.currency.clone()).map_err(anyhow::Error::msg)?,
-                        s.active,
-                        s.mrr_minor,
-                        s.churned,
-                        s.started
-                    ))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let sql = format!("INSERT INTO {} VALUES {}", self.t("rollup_subscription"), values.join(", "));
-            self.query(&sql, &[]).await?;
+        for (table, values) in
+            [("rollup_course", courses), ("rollup_subscription", subscriptions), ("rollup_day", marks)]
+        {
+            if !values.is_empty() {
+                let sql = format!("INSERT INTO {} VALUES {}", self.t(table), values.join(", "));
+                self.query(&sql, &[]).await?;
+            }
         }
-        let sql = format!("INSERT INTO {} VALUES (DATE(@day), CURRENT_TIMESTAMP())", self.t("rollup_day"));
-        self.query(&sql, &[P::Str("day", day)]).await?;
         Ok(())
+    }
+
+    /// No snapshot spans two BigQuery queries, so each rollup query carries the day's
+    /// `rollup_day` rows (how many, and their basis): a day is taken only when it has
+    /// exactly one, the same in both, and the marks are read first (a rollup written
+    /// after that has a basis at or past them, and is fresh only if nothing changed).
+    pub async fn rollup_slice(
+        &self,
+        range: DayRange,
+        currency: Option<&Currency>,
+    ) -> anyhow::Result<RollupSlice> {
+        let bounds = || [P::Str("from", range.from.to_string()), P::Str("to", range.to.to_string())];
+        let sql = format!(
+            "SELECT UNIX_DATE(day), COUNT(*) FROM {} WHERE day <= DATE(@to) GROUP BY 1",
+            self.t("revenue_changes")
+        );
+        let mut before = 0;
+        let mut per_day = vec![0i64; range.len()];
+        for r in self.query(&sql, &[P::Str("to", range.to.to_string())]).await?.0 {
+            let (day, n) = (i(&r[0])?, i(&r[1])?);
+            match usize::try_from(day - range.from.index()) {
+                Ok(at) => per_day[at] += n,
+                Err(_) => before += n,
+            }
+        }
+        let marks = per_day
+            .iter()
+            .scan(before, |sum, n| {
+                *sum += n;
+                Some(*sum)
+            })
+            .collect();
+        let one_day = |tables: &str, cols: &str, extra: &str| {
+            format!(
+                "WITH d AS (SELECT day, basis, COUNT(*) OVER (PARTITION BY day) AS n FROM {}
+                            WHERE day >= DATE(@from) AND day <= DATE(@to))
+                 SELECT CAST(d.day AS STRING), d.n, d.basis{cols} FROM d{tables}{extra}",
+                self.t("rollup_day")
+            )
+        };
+        let mut stored: BTreeMap<Day, StoredRollup> = BTreeMap::new();
+        // Days this read can trust: one `rollup_day` row with a basis in every query.
+        let mut seen: BTreeMap<Day, Option<i64>> = BTreeMap::new();
+        let mut note = |r: &[Value]| -> anyhow::Result<Option<Day>> {
+            let day: Day = s(&r[0])?.parse().map_err(anyhow::Error::msg)?;
+            let basis = if i(&r[1])? == 1 { oi(&r[2])? } else { None };
+            let agreed = seen.entry(day).or_insert(basis);
+            if *agreed != basis {
+                *agreed = None;
+            }
+            Ok(agreed.map(|_| day))
+        };
+        let Some(currency) = currency else {
+            for r in self.query(&one_day("", "", ""), &bounds()).await?.0 {
+                note(&r)?;
+            }
+            drop(note);
+            for (day, basis) in seen {
+                if let Some(basis) = basis {
+                    stored.insert(day, StoredRollup { basis, courses: Vec::new(), subscription: None });
+                }
+            }
+            return Ok(RollupSlice { range, marks, stored });
+        };
+        let with = |table: &str| {
+            format!(" LEFT JOIN {} x ON x.day = d.day AND x.currency = @currency", self.t(table))
+        };
+        let p = || {
+            let [a, b] = bounds();
+            [a, b, P::Str("currency", currency.to_string())]
+        };
+        let course_sql = one_day(
+            &with("rollup_course"),
+            ", x.product_id, x.currency, x.charges_minor, x.refunds_minor, x.chargebacks_minor, x.total_minor, \
+             x.charge_count, x.refund_count, x.chargeback_count",
+            " ORDER BY 1, 4",
+        );
+        let mut courses: BTreeMap<Day, Vec<CourseDay>> = BTreeMap::new();
+        for r in self.query(&course_sql, &p()).await?.0 {
+            let Some(day) = note(&r)? else { continue };
+            let list = courses.entry(day).or_default();
+            if !r[3].is_null() {
+                list.push(course(s(&r[0])?, &r[3..])?);
+            }
+        }
+        let sub_sql = one_day(
+            &with("rollup_subscription"),
+            ", x.currency, x.active, x.mrr_minor, x.churned, x.started",
+            "",
+        );
+        let mut subscriptions: BTreeMap<Day, SubscriptionDay> = BTreeMap::new();
+        for r in self.query(&sub_sql, &p()).await?.0 {
+            let Some(day) = note(&r)? else { continue };
+            if !r[3].is_null() {
+                subscriptions.insert(day, subscription(s(&r[0])?, &r[3..])?);
+            }
+        }
+        drop(note);
+        for (day, basis) in seen {
+            if let Some(basis) = basis {
+                let courses = courses.remove(&day).unwrap_or_default();
+                stored.insert(day, StoredRollup { basis, courses, subscription: subscriptions.remove(&day) });
+            }
+        }
+        Ok(RollupSlice { range, marks, stored })
     }
 
     pub async fn read_rollup(&self, day: Day) -> anyhow::Result<Option<DayRollup>> {
@@ -490,20 +665,7 @@ impl BigQueryWarehouse {
             .await?
             .0
             .iter()
-            .map(|r| {
-                Ok(CourseDay {
-                    day: d.clone(),
-                    product_id: i(&r[0])?,
-                    currency: s(&r[1])?,
-                    charges_minor: i(&r[2])?,
-                    refunds_minor: i(&r[3])?,
-                    chargebacks_minor: i(&r[4])?,
-                    total_minor: i(&r[5])?,
-                    charge_count: i(&r[6])?,
-                    refund_count: i(&r[7])?,
-                    chargeback_count: i(&r[8])?,
-                })
-            })
+            .map(|r| course(d.clone(), r))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let sql = format!(
             "SELECT currency, active, mrr_minor, churned, started FROM {} WHERE day = DATE(@day) ORDER BY currency",
@@ -514,16 +676,7 @@ impl BigQueryWarehouse {
             .await?
             .0
             .iter()
-            .map(|r| {
-                Ok(SubscriptionDay {
-                    day: d.clone(),
-                    currency: s(&r[0])?,
-                    active: i(&r[1])?,
-                    mrr_minor: i(&r[2])?,
-                    churned: i(&r[3])?,
-                    started: i(&r[4])?,
-                })
-            })
+            .map(|r| subscription(d.clone(), r))
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Some(DayRollup { day, courses, subscriptions }))
     }
@@ -611,6 +764,47 @@ fn views(facts: &str, coverage: &str) -> Vec<(&'static str, String)> {
             ),
         ),
     ]
+}
+
+/// A subscription fact row: product, subscriber, txn, kind, gross, occurred, paid until.
+fn fact(r: &[Value]) -> anyhow::Result<SubscriptionFact> {
+    Ok(SubscriptionFact {
+        product_id: i(&r[0])?,
+        subscriber_code: os(&r[1]),
+        transaction: s(&r[2])?,
+        kind: kind(&r[3])?,
+        gross_minor: i(&r[4])?,
+        occurred_at: i(&r[5])?,
+        paid_until: oi(&r[6])?,
+    })
+}
+
+/// A `rollup_course` row: product, currency, then the sums and counts.
+fn course(day: String, r: &[Value]) -> anyhow::Result<CourseDay> {
+    Ok(CourseDay {
+        day,
+        product_id: i(&r[0])?,
+        currency: s(&r[1])?,
+        charges_minor: i(&r[2])?,
+        refunds_minor: i(&r[3])?,
+        chargebacks_minor: i(&r[4])?,
+        total_minor: i(&r[5])?,
+        charge_count: i(&r[6])?,
+        refund_count: i(&r[7])?,
+        chargeback_count: i(&r[8])?,
+    })
+}
+
+/// A `rollup_subscription` row: currency, active, MRR, churned, started.
+fn subscription(day: String, r: &[Value]) -> anyhow::Result<SubscriptionDay> {
+    Ok(SubscriptionDay {
+        day,
+        currency: s(&r[0])?,
+        active: i(&r[1])?,
+        mrr_minor: i(&r[2])?,
+        churned: i(&r[3])?,
+        started: i(&r[4])?,
+    })
 }
 
 fn cells(rows: Option<Vec<TableRow>>) -> Vec<Vec<Value>> {

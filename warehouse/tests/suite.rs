@@ -7,6 +7,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use tollgate_domain::metrics::{CourseDay, DayRollup, SubscriptionDay};
 use tollgate_domain::metrics::{Currency, DAY_MS, Day, DayRange, subscription_days};
 use tollgate_domain::money::Money;
 use tollgate_domain::revenue::{RevenueKind, RevenueRow};
@@ -68,7 +69,9 @@ both!(
     one_reversal_per_transaction,
     amounts_keep_their_own_currency_and_minor_unit,
     open_range_reads_every_row,
-    rows_of_one_buyer
+    rows_of_one_buyer,
+    rollups_and_live_agree_on_random_data,
+    stale_rollups_are_never_served
 );
 
 fn day(s: &str) -> Day {
@@ -409,4 +412,233 @@ async fn bigquery_reopen_checks_the_schema_digest() {
         again.query(&format!("SELECT digest FROM `{project}.{dataset}.schema_digest`"), &[]).await.unwrap();
     assert_eq!(digests.len(), 1, "{digests:?}");
     assert_eq!(again.rows_between(i64::MIN, i64::MAX).await.unwrap(), vec![r]);
+}
+
+fn today() -> Day {
+    Day::of_ms(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64)
+}
+
+/// A seeded xorshift: the same rows on every run and backend.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: i64) -> i64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as i64
+    }
+}
+
+/// Sales over the days `first..=last` (relative to today): one-off and subscription
+/// charges in two currencies, refunds, chargebacks and partial refunds dated after them.
+fn random_rows(rng: &mut Rng, tag: &str, n: usize, first: i64, last: i64) -> Vec<RevenueRow> {
+    let t0 = today().start_ms();
+    let mut rows = Vec::new();
+    for i in 0..n {
+        let txn = format!("{tag}{i}");
+        let when = t0 + first * DAY_MS + rng.below((last - first + 1) * DAY_MS);
+        let currency = if rng.below(4) == 0 { "USD" } else { "BRL" };
+        let product = 1 + rng.below(3);
+        let minor = 100 + rng.below(20_000);
+        let mut charge = row(&txn, RevenueKind::Charge, product, minor, currency, when);
+        if rng.below(2) == 0 {
+            charge.subscriber_code = Some(format!("S{}", rng.below(8)));
+            charge.recurrence = Some(1);
+            charge.paid_until = match rng.below(3) {
+                0 => None,
+                1 => Some(when + (28 + rng.below(4)) * DAY_MS),
+                _ => Some(when + 365 * DAY_MS),
+            };
+        }
+        rows.push(charge);
+        let later = (when + rng.below(10 * DAY_MS)).min(t0 + DAY_MS - 1);
+        match rng.below(8) {
+            0 => rows.push(row(&txn, RevenueKind::Refund, product, -minor, currency, later)),
+            1 => rows.push(row(&txn, RevenueKind::Chargeback, product, -minor, currency, later)),
+            2 => rows.push(RevenueRow {
+                key: format!("{txn}:partial_refund:1"),
+                ..row(&txn, RevenueKind::PartialRefund, product, -minor / 3, currency, later)
+            }),
+            _ => {}
+        }
+    }
+    rows
+}
+
+/// The served figures equal the all-live ones for every range tried.
+async fn assert_same_as_live(w: &Warehouse, ranges: &[DayRange], when: &str) {
+    let currencies =
+        if w.backend() == "bigquery" { vec![brl()] } else { vec![brl(), "USD".parse().unwrap()] };
+    for currency in currencies {
+        for &range in ranges {
+            let live: Vec<CourseDay> = w.live_course_days(&currency, range).await.unwrap();
+            assert_eq!(
+                w.course_days(&currency, range).await.unwrap(),
+                live,
+                "{when}: courses {currency} {range:?}"
+            );
+            let live: Vec<SubscriptionDay> = w.live_subscription_days(&currency, range).await.unwrap();
+            assert_eq!(
+                w.subscription_days(&currency, range).await.unwrap(),
+                live,
+                "{when}: subscriptions {currency} {range:?}"
+            );
+        }
+    }
+}
+
+/// Closed days of `range` a stored rollup would answer now.
+async fn fresh_days(w: &Warehouse, range: DayRange) -> Vec<Day> {
+    w.rollup_slice(range, None).await.unwrap().fresh().into_keys().collect()
+}
+
+/// Rollups for closed days plus live facts for the rest give the all-live figures, before
+/// and after late rows (and a repair's delete) land on closed days; a late row makes its
+/// own day and every later one stale, no earlier one.
+async fn rollups_and_live_agree_on_random_data(w: Warehouse) {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let today = today();
+    let d = |n: i64| Day::from_index(today.index() + n);
+    // The emulator takes a good part of a second per query: fewer rows, ranges and
+    // currencies there (the same code paths).
+    let bq = w.backend() == "bigquery";
+    let mut rows = random_rows(&mut rng, "A", if bq { 10 } else { 40 }, -30, 0);
+    // An unreversed charge to refund late, and a row for a repair to delete.
+    rows.push(row("O1", RevenueKind::Charge, 1, 4_000, "BRL", d(-20).start_ms() + 3_600_000));
+    rows.push(row("V1", RevenueKind::Charge, 2, 900, "USD", d(-22).start_ms() + 7_200_000));
+    // Today's subscription figures come from yesterday's rollup and what changes today:
+    // a subscription starting, one whose paid period ends, one refunded.
+    let noon = today.start_ms() + 12 * 3_600_000;
+    rows.push(sub("N1", "new", 1, 3_000, noon, noon + 30 * DAY_MS));
+    rows.push(sub("E1", "ends", 2, 2_000, noon - 30 * DAY_MS, noon));
+    rows.push(sub("R1", "refunded", 1, 1_500, noon - 10 * DAY_MS, noon + 20 * DAY_MS));
+    rows.push(row("R1", RevenueKind::Refund, 1, -1_500, "BRL", noon + 1));
+    for r in &rows {
+        w.record(r.clone()).await.unwrap();
+    }
+    let all = DayRange::new(d(-30), today).unwrap();
+    let ranges = [
+        all,
+        DayRange::new(d(-20), d(-5)).unwrap(),
+        DayRange::one(d(-12)),
+        DayRange::new(d(-3), d(2)).unwrap(),
+    ];
+    let ranges = if bq { &ranges[..1] } else { &ranges[..] };
+    assert_same_as_live(&w, ranges, "no rollups yet").await;
+    assert_eq!(w.refresh_rollups(all).await.unwrap(), 30, "every closed day, once");
+    assert_eq!(fresh_days(&w, all).await, DayRange::new(d(-30), d(-1)).unwrap().days().collect::<Vec<_>>());
+    assert_eq!(w.refresh_rollups(all).await.unwrap(), 0, "nothing left to refresh");
+    assert_same_as_live(&w, ranges, "from rollups").await;
+
+    // Late rows: a charge 15 days ago (a subscription covering the days after it), a
+    // refund of an old charge dated 9 days ago, and a repair deleting a row of day -22.
+    let mut late = random_rows(&mut rng, "L", 1, -15, -15);
+    late[0].subscriber_code = Some("S1".into());
+    late[0].paid_until = Some(late[0].occurred_at + 30 * DAY_MS);
+    let old = rows.iter().find(|r| r.transaction == "O1").unwrap();
+    let mut refund =
+        row(&old.transaction, RevenueKind::Refund, old.product_id, -old.gross.minor, &old.gross.currency, 0);
+    refund.occurred_at = (old.occurred_at + 1).max(d(-9).start_ms());
+    let refund_day = Day::of_ms(refund.occurred_at);
+    late.push(refund);
+    for r in &late {
+        w.record(r.clone()).await.unwrap();
+    }
+    let first_late = Day::of_ms(late[0].occurred_at).min(refund_day);
+    assert_eq!(
+        fresh_days(&w, all).await,
+        DayRange::new(d(-30), first_late.prev()).unwrap().days().collect::<Vec<_>>()
+    );
+    assert_same_as_live(&w, ranges, "after late rows").await;
+    let victim = rows.iter().find(|r| r.transaction == "V1").unwrap();
+    assert_eq!(w.delete_keys(vec![victim.key.clone()]).await.unwrap(), 1);
+    let victim_day = Day::of_ms(victim.occurred_at);
+    assert_eq!(
+        fresh_days(&w, all).await,
+        DayRange::new(d(-30), victim_day.prev()).unwrap().days().collect::<Vec<_>>()
+    );
+    assert_same_as_live(&w, ranges, "after a repair").await;
+    assert_eq!(w.refresh_rollups(all).await.unwrap() as i64, today.index() - victim_day.index());
+    assert_same_as_live(&w, ranges, "refreshed").await;
+}
+
+/// A stored rollup is what the dashboard reads while its day's facts are unchanged (a
+/// doctored one shows), and never once a fact dated on or before that day changed, nor
+/// for today; a change after the day leaves it fresh.
+async fn stale_rollups_are_never_served(w: Warehouse) {
+    let today = today();
+    let day = Day::from_index(today.index() - 5);
+    let at = |d: Day, h: i64| d.start_ms() + (10 + h) * 3_600_000;
+    w.record(row("F1", RevenueKind::Charge, 1, 1_000, "BRL", at(day, 0))).await.unwrap();
+    w.record(row("F2", RevenueKind::Charge, 1, 500, "BRL", at(today, -10))).await.unwrap();
+    let range = DayRange::new(Day::from_index(day.index() - 2), today).unwrap();
+    let mark = |w: &Warehouse| {
+        let w = w.clone();
+        async move { w.rollup_slice(DayRange::one(day), None).await.unwrap().marks[0] }
+    };
+    let doctored = |d: Day, total: i64| DayRollup {
+        day: d,
+        courses: vec![CourseDay {
+            day: d.to_string(),
+            product_id: 1,
+            currency: "BRL".into(),
+            charges_minor: total,
+            total_minor: total,
+            charge_count: 1,
+            ..CourseDay::default()
+        }],
+        subscriptions: vec![SubscriptionDay {
+            day: d.to_string(),
+            currency: "BRL".into(),
+            active: 7,
+            mrr_minor: 70,
+            churned: 0,
+            started: 7,
+        }],
+    };
+    let totals = |w: &Warehouse| {
+        let w = w.clone();
+        async move {
+            let courses = w.course_days(&brl(), range).await.unwrap();
+            courses.iter().map(|c| (c.day.clone(), c.total_minor)).collect::<Vec<_>>()
+        }
+    };
+    let m = mark(&w).await;
+    w.write_rollups(&[(doctored(day, 999_999), m), (doctored(today, 888_888), m)]).await.unwrap();
+    assert_eq!(
+        totals(&w).await,
+        [(day.to_string(), 999_999), (today.to_string(), 500)],
+        "a fresh rollup is read for its closed day, never for today"
+    );
+    let subs = w.subscription_days(&brl(), range).await.unwrap();
+    // The day after it starts from it: nothing of a subscription changes on that day.
+    assert_eq!(subs.iter().map(|s| s.active).collect::<Vec<_>>(), [0, 0, 7, 7, 0, 0, 0, 0]);
+    // An older basis is stale.
+    w.write_rollups(&[(doctored(day, 999_999), m - 1)]).await.unwrap();
+    assert_eq!(totals(&w).await, [(day.to_string(), 1_000), (today.to_string(), 500)]);
+    w.write_rollups(&[(doctored(day, 999_999), m)]).await.unwrap();
+    // A late row after the day leaves it fresh ...
+    w.record(row("F3", RevenueKind::Charge, 2, 300, "BRL", at(Day::from_index(day.index() + 1), 0)))
+        .await
+        .unwrap();
+    assert_eq!(totals(&w).await[0], (day.to_string(), 999_999));
+    // ... one dated before it, on another product, makes it stale: figures are live again.
+    w.record(row("F4", RevenueKind::Charge, 3, 200, "BRL", at(Day::from_index(day.index() - 1), 0)))
+        .await
+        .unwrap();
+    let live = w.live_course_days(&brl(), range).await.unwrap();
+    assert_eq!(w.course_days(&brl(), range).await.unwrap(), live);
+    assert_eq!(
+        w.subscription_days(&brl(), range).await.unwrap(),
+        w.live_subscription_days(&brl(), range).await.unwrap()
+    );
+    // So does a late refund dated on the day itself, after a refresh.
+    w.refresh_rollups(range).await.unwrap();
+    let m = mark(&w).await;
+    w.write_rollups(&[(doctored(day, 777_777), m)]).await.unwrap();
+    assert_eq!(totals(&w).await[1], (day.to_string(), 777_777));
+    w.record(row("F1", RevenueKind::Refund, 1, -1_000, "BRL", at(day, 5))).await.unwrap();
+    assert_eq!(w.course_days(&brl(), range).await.unwrap(), w.live_course_days(&brl(), range).await.unwrap());
+    assert_eq!(totals(&w).await[1], (day.to_string(), 0));
 }

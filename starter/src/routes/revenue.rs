@@ -6,6 +6,8 @@
 //! URL. Every figure comes from the warehouse; amounts are integer minor units of one
 //! currency per request.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -185,6 +187,7 @@ async fn daily(
         .filter(|(p, _)| shown.contains(&p.0))
         .map(|(p, name)| (p.0.to_string(), name))
         .collect();
+    refresh_in_background(&w, range);
     Ok(Json(DailyView {
         product_names,
         exponent: tollgate_domain::money::exponent(currency.as_str()),
@@ -202,6 +205,7 @@ async fn subscriptions(
 ) -> ApiResult<Json<SubscriptionsView>> {
     let (range, currency) = q.parse()?;
     let days = w.subscription_days(&currency, range).await?;
+    refresh_in_background(&w, range);
     Ok(Json(SubscriptionsView {
         exponent: tollgate_domain::money::exponent(currency.as_str()),
         currency,
@@ -209,6 +213,24 @@ async fn subscriptions(
         to: range.to,
         days,
     }))
+}
+
+/// After answering, stores the rollups of the range's closed days that were missing or
+/// stale (read live this time), so the next load reads them; one refresh at a time.
+fn refresh_in_background(w: &Warehouse, range: DayRange) {
+    static RUNNING: AtomicBool = AtomicBool::new(false);
+    if RUNNING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let w = w.clone();
+    tokio::spawn(async move {
+        match w.refresh_rollups(range).await {
+            Ok(0) => {}
+            Ok(days) => tracing::info!(days, "dashboard: rollups refreshed"),
+            Err(e) => tracing::warn!(error = %e, "dashboard: rollup refresh failed"),
+        }
+        RUNNING.store(false, Ordering::Release);
+    });
 }
 
 pub(crate) fn html_escape(s: &str) -> String {
