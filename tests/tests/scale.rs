@@ -154,8 +154,10 @@ async fn starters_on_one_firestore_journal_forward_once_and_take_over_from_a_kil
     assert_eq!(health["journal"]["pending"], 0, "{health}");
     // Nothing applied twice: one enrollment call per student, one revenue row per sale.
     let state = stack.sim.state();
-    let rows = stack.revenue().await;
-    assert_eq!(rows.len(), first.len() + burst.len(), "one revenue row per sale");
+    // A run books revenue just after it enrolls: wait for the last rows, then count.
+    let sales = first.len() + burst.len();
+    let rows = stack.wait_revenue(WAIT, |r| r.len() >= sales).await;
+    assert_eq!(rows.len(), sales, "one revenue row per sale");
     assert_eq!(stack.enroll_calls(), (first.len() + burst.len()) as u64, "one enroll call per student");
     eprintln!("scale: TalentLMS saw {} calls", state.total_calls);
 }
