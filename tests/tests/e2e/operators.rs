@@ -354,8 +354,10 @@ async fn metrics_of_starter_and_worker_move_after_a_purchase(backend: Backend) {
     let txn = unique("HP");
     stack.post(&Sale::one_off(p, &txn, &email).event("PURCHASE_APPROVED", &unique("e"), now_ms())).await;
     stack.post_raw(b"{}".to_vec(), Some("wrong-token")).await;
-    stack.wait_enrolled(&email, &["101"], WAIT).await;
-    stack.wait_revenue(WAIT, |rows| rows.iter().any(|r| r["transaction"] == txn.as_str())).await;
+    // The BigQuery emulator's first statements after it starts can take seconds each.
+    let slow = Duration::from_secs(60);
+    stack.wait_enrolled(&email, &["101"], slow).await;
+    stack.wait_revenue(slow, |rows| rows.iter().any(|r| r["transaction"] == txn.as_str())).await;
 
     let after = scrape(starter_url).await;
     assert_eq!(sample(&after, accepted), 1.0);
@@ -366,7 +368,17 @@ async fn metrics_of_starter_and_worker_move_after_a_purchase(backend: Backend) {
     assert_eq!(sample(&after, "tollgate_journal_pending"), 0.0);
     assert_eq!(sample(&after, "tollgate_journal_quarantined"), 0.0);
 
-    let worker = scrape(worker_url).await;
+    // The row is visible once written; the worker counts it when the write returns, which
+    // on BigQuery is one statement (the day's change mark) later.
+    let charge = r#"tollgate_revenue_rows_written_total{kind="charge"}"#;
+    let deadline = Instant::now() + slow;
+    let worker = loop {
+        let page = scrape(worker_url.clone()).await;
+        if sample(&page, charge) >= 1.0 || Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert!(sample(&worker, r#"tollgate_talentlms_calls_total{operation="enroll",result="ok"}"#) >= 1.0);
     assert!(sample(&worker, r#"tollgate_revenue_rows_written_total{kind="charge"}"#) >= 1.0);
     assert!(sample(&worker, r#"tollgate_decisions_total{state="active"}"#) >= 1.0);
