@@ -47,8 +47,11 @@ impl TemporalServer {
         for (name, ty) in SEARCH_ATTRIBUTES {
             cmd.args(["--search-attribute", &format!("{name}={ty}")]);
         }
-        // Enrolls and unenrolls share the TalentLMS queue by fairness key (README).
-        cmd.args(["--dynamic-config-value", FAIRNESS]);
+        // Enrolls and unenrolls share the TalentLMS queue by fairness key (README);
+        // TOLLGATE_DEV_FAIRNESS=0 runs the server without it, for comparison.
+        if std::env::var("TOLLGATE_DEV_FAIRNESS").map_or(true, |v| v != "0") {
+            cmd.args(["--dynamic-config-value", FAIRNESS]);
+        }
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
         // Die with the test process even if it is killed.
         unsafe {
