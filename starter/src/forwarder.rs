@@ -97,7 +97,6 @@ pub async fn run(
     let mut names = ProductNames::default();
     loop {
         if !lease.lock().await.hold(&journal).await {
-            metrics::OLDEST_PENDING_AGE.set(0);
             tokio::time::sleep(Duration::from_secs(settings.forwarder_lease_secs).max(IDLE_POLL) / 3).await;
             continue;
         }
@@ -110,13 +109,10 @@ pub async fn run(
             }
         };
         if batch.is_empty() {
-            metrics::OLDEST_PENDING_AGE.set(0);
             let _ = tokio::time::timeout(IDLE_POLL, wake.notified()).await;
             continue;
         }
         names.record(&journal, &batch).await;
-        // Batches come oldest first: the first entry is the oldest one waiting.
-        metrics::OLDEST_PENDING_AGE.set(metrics::age_secs(batch[0].received_at));
         let journaled: std::collections::HashMap<String, i64> =
             batch.iter().map(|e| (e.key.clone(), e.received_at)).collect();
         let n = batch.len();

@@ -591,7 +591,7 @@ async fn enroll_lean(
     mut input: Enrollment,
     user_id: &mut String,
 ) -> Result<(), String> {
-    let opts = talentlms_opts(cfg).with_fairness("enroll");
+    let opts = fair_talentlms_opts(cfg, "enroll");
     if ctx.execute_activity(EnrollKnown, input.clone(), opts.clone()).await.map_err(|e| e.to_string())? {
         return Ok(());
     }
@@ -614,11 +614,7 @@ async fn unenroll(
     actions: &mut Vec<String>,
 ) -> bool {
     let course = input.course_id.clone();
-    let opts = if ctx.state(|s| s.lean) {
-        talentlms_opts(cfg).with_fairness("unenroll")
-    } else {
-        talentlms_opts(cfg)
-    };
+    let opts = if ctx.state(|s| s.lean) { fair_talentlms_opts(cfg, "unenroll") } else { talentlms_opts(cfg) };
     match ctx.execute_activity(Unenroll, input, opts).await {
         Ok(what) => {
             ctx.state_mut(|s| s.c.enrolled.remove(&course));
@@ -712,7 +708,7 @@ async fn create_or_find(
     cfg: &RulesConfig,
     student: StudentRef,
 ) -> Result<String, String> {
-    let opts = talentlms_opts(cfg).with_fairness("enroll");
+    let opts = fair_talentlms_opts(cfg, "enroll");
     let email = student.email.clone();
     for login_suffix in [false, true] {
         let input = NewStudent { student: student.clone(), login_suffix };
@@ -791,16 +787,11 @@ fn talentlms_opts(cfg: &RulesConfig) -> ActivityOptions {
         .build()
 }
 
-trait Fairness {
-    fn with_fairness(self, key: &str) -> Self;
-}
-
-impl Fairness for ActivityOptions {
-    /// Enrolls and unenrolls share the TalentLMS queue's rate cap; with fairness keys the
-    /// server dispatches a backlog of both in turn, so a wave of enrolments cannot hold
-    /// unenrolls past their deadline, nor the reverse.
-    fn with_fairness(mut self, key: &str) -> Self {
-        self.priority = Some(Priority::builder().fairness_key(key).build());
-        self
-    }
+/// [`talentlms_opts`] with a fairness key. Enrolls and unenrolls share the TalentLMS
+/// queue's rate cap; with fairness keys the server dispatches a backlog of both in turn,
+/// so a wave of enrolments cannot hold unenrolls past their deadline, nor the reverse.
+fn fair_talentlms_opts(cfg: &RulesConfig, key: &str) -> ActivityOptions {
+    let mut opts = talentlms_opts(cfg);
+    opts.priority = Some(Priority::builder().fairness_key(key).build());
+    opts
 }
