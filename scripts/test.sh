@@ -29,5 +29,6 @@ ensure_bq_emulator
 # The Pub/Sub journal's tests (tests/tests/pubsub.rs) use the Pub/Sub emulator.
 ensure_pubsub_emulator
 trap 'stop_firestore_emulator; stop_bq_emulator; stop_pubsub_emulator' EXIT
-# End-to-end tests mostly wait on timers, so more threads than cores pays off.
-cargo test --locked --workspace -- --test-threads "${TOLLGATE_TEST_THREADS:-4}"
+# End-to-end tests mostly wait on timers, so more threads than cores pays off. No doc
+# tests (the docs' code blocks are shell and text): skipping rustdoc saves a pass per crate.
+cargo test --locked --workspace --lib --bins --tests -- --test-threads "${TOLLGATE_TEST_THREADS:-4}"

@@ -18,7 +18,8 @@ struct Flags {
     quick: bool,
     #[arg(long, value_delimiter = ',', default_values = DEFAULT_SECTIONS, value_parser = SECTIONS)]
     sections: Vec<String>,
-    #[arg(long, value_delimiter = ',', default_values = ["journal", "direct"], value_parser = ["journal", "direct"])]
+    /// `direct` (one signal-with-start per request) is the old design, for comparison.
+    #[arg(long, value_delimiter = ',', default_values = ["journal"], value_parser = ["journal", "direct"])]
     ingress: Vec<String>,
     /// New purchases per second in the enroll section.
     #[arg(long, default_value_t = 10.0)]
@@ -27,7 +28,7 @@ struct Flags {
     enroll_secs: Option<u64>,
     #[arg(long, help = "Fixed-term purchases in the unenroll section [default: 50, --quick 10]")]
     expiries: Option<usize>,
-    #[arg(long, help = "Deliveries sent at once in the burst section [default: 5000, --quick 500]")]
+    #[arg(long, help = "Events sent at once in the burst section [default: 20000, --quick 500]")]
     burst: Option<usize>,
     /// Requests in flight at most during the burst.
     #[arg(long, default_value_t = 256)]
@@ -39,7 +40,7 @@ struct Flags {
     #[arg(long, default_value_t = 100.0)]
     journal_rate: f64,
     /// Requests per second in the ack section.
-    #[arg(long, default_value_t = 500.0)]
+    #[arg(long, default_value_t = 1000.0)]
     ack_rate: f64,
     #[arg(long, help = "Seconds of the ack section [default: 60, --quick 5]")]
     ack_secs: Option<u64>,
@@ -81,6 +82,11 @@ struct Flags {
     /// Seed of the Hotmart streams.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Where the dev server keeps its SQLite file [default: /dev/shm when it exists, else
+    /// the temp dir]. On a VM disk the dev server's own fsyncs set its pace (the ceiling
+    /// section measures both), and they are not Tollgate's: production runs on a cluster.
+    #[arg(long)]
+    temporal_db_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone)]
@@ -109,6 +115,7 @@ pub struct Args {
     pub seed: u64,
     pub journal_events: usize,
     pub journal_rate: f64,
+    pub temporal_db_dir: std::path::PathBuf,
 }
 
 impl Args {
@@ -125,7 +132,7 @@ impl Args {
             enroll_rate: f.enroll_rate,
             enroll_secs: pick(f.enroll_secs, 20, 5),
             expiries: count(f.expiries, 50, 10),
-            burst: count(f.burst, 5000, 500),
+            burst: count(f.burst, 20_000, 500),
             burst_conc: f.burst_conc,
             ack_rate: f.ack_rate,
             ack_secs: pick(f.ack_secs, 60, 5),
@@ -144,6 +151,12 @@ impl Args {
             seed: f.seed,
             journal_events: count(f.journal_events, 600, 150),
             journal_rate: f.journal_rate,
+            temporal_db_dir: f.temporal_db_dir.clone().unwrap_or_else(default_temporal_db_dir),
         }
     }
+}
+
+fn default_temporal_db_dir() -> std::path::PathBuf {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() }
 }

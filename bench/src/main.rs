@@ -1,14 +1,16 @@
 //! Tollgate's load generator and benchmark (a program, not a test). For each ingress
-//! (`journal`: the default, webhook -> SQLite journal -> forwarder -> Temporal; `direct`:
-//! the starter with `TOLLGATE_INGRESS=direct`, one signal-with-start per request) it spawns
-//! a fresh stack (worker + starter binaries, the TalentLMS simulator in-process, a Temporal
-//! dev server with a SQLite file) and runs the sections:
+//! (`journal`: the default, webhook -> SQLite journal -> forwarder -> Temporal; `direct`,
+//! by name: the starter with `TOLLGATE_INGRESS=direct`, one signal-with-start per request)
+//! it spawns a fresh stack (worker + starter binaries, the TalentLMS simulator in-process,
+//! a Temporal dev server with a SQLite file, on /dev/shm unless `--temporal-db-dir`) and
+//! runs the sections:
 //!
 //!   enroll    new purchases at a fixed rate: purchase -> enrolled in the simulator
 //!   unenroll  fixed-term purchases with a 5 s term: unenroll lateness after the deadline
 //!   burst     a realistic Hotmart stream (purchases, renewals, delays, cancellations,
 //!             refunds, with duplicates and reordering) sent all at once: all acknowledged?
-//!             how long until all of it is in Temporal?
+//!             how long until all of it is in Temporal (worker paused), against the same
+//!             server's own signal-with-start rate measured right after?
 //!   ack       the same kind of stream at a fixed request rate: ack latency, errors, and
 //!             the drain rate from the journal into Temporal
 //!
@@ -16,7 +18,8 @@
 //! Two more sections run once on their own dev server:
 //!
 //!   ceiling   the dev server's own intake: signal-with-start of new workflows straight from
-//!             this process on a queue no worker polls (no Tollgate code involved)
+//!             this process on a queue no worker polls (no Tollgate code involved), with
+//!             its file where the other sections keep it and on disk
 //!   journals  the sqlite, firestore and pubsub journals side by side, with 1 and 3
 //!             starters: ack p50/p99 and the drain rate into Temporal (needs the Firestore
 //!             and Pub/Sub emulators; only when asked for: `--sections journals`)
@@ -62,7 +65,8 @@ async fn main() {
     raise_nofile();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     println!(
-        "Tollgate benchmark; Temporal dev server with a SQLite file; {cores} cores; load average at start: {}",
+        "Tollgate benchmark; Temporal dev server with a SQLite file in {}; {cores} cores; load average at start: {}",
+        a.temporal_db_dir.display(),
         std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
     );
     println!("args: {}", std::env::args().skip(1).collect::<Vec<_>>().join(" "));

@@ -56,6 +56,7 @@ pub fn print_table(args: &Args, reports: &[(String, Report)]) {
         ("ack errors (non-2xx + no answer)", "0"),
         ("burst: not acknowledged", "0"),
         ("burst: left undrained", "0"),
+        ("burst: drain / dev server ceiling", ">= 0.9"),
         ("purchase -> enrolled p50", "<= 150 ms"),
         ("purchase -> enrolled p99", "<= 1 s"),
         ("unenroll lateness p99", "<= 2 s"),

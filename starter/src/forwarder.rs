@@ -10,10 +10,12 @@
 //! it expires and forwards whatever the dead one had not marked, its cut-short batch
 //! included (sent twice at worst, never lost).
 
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use temporalio_client::{Client, WorkflowIdConflictPolicy, WorkflowStartOptions};
 use tokio::sync::Notify;
 
@@ -25,6 +27,7 @@ use tollgate_workflows::{AccessInput, AccessWorkflow};
 
 const BATCH: usize = 256;
 const IN_FLIGHT: usize = 32;
+const MARK_EVERY: usize = 64;
 const IDLE_POLL: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -94,69 +97,108 @@ pub async fn run(
 ) {
     let client = connect(&temporal).await;
     let mut backoff = Duration::from_millis(200);
+    // After a failure nothing new is sent until then; the failed entry is read again.
+    let mut paused_until: Option<Instant> = None;
     let mut names = ProductNames::default();
+    // A pipeline, so Temporal never waits on the journal: the next entries are read while
+    // signals are in flight, and what Temporal accepted is marked in chunks. `in_hand`
+    // holds every key read and not yet marked (queued, in flight, or accepted), so a
+    // re-read of the journal does not send them twice.
+    let mut in_hand: HashSet<String> = HashSet::new();
+    let mut queue: VecDeque<JournalEntry> = VecDeque::new();
+    let mut flying = FuturesUnordered::new();
+    let mut accepted: Vec<(String, i64)> = Vec::new();
     loop {
-        if !lease.lock().await.hold(&journal).await {
-            tokio::time::sleep(Duration::from_secs(settings.forwarder_lease_secs).max(IDLE_POLL) / 3).await;
-            continue;
-        }
-        let batch = match journal.pending(BATCH).await {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the journal");
-                tokio::time::sleep(backoff).await;
-                continue;
-            }
-        };
-        if batch.is_empty() {
-            let _ = tokio::time::timeout(IDLE_POLL, wake.notified()).await;
-            continue;
-        }
-        names.record(&journal, &batch).await;
-        let journaled: std::collections::HashMap<String, i64> =
-            batch.iter().map(|e| (e.key.clone(), e.received_at)).collect();
-        let n = batch.len();
-        let results: Vec<(String, anyhow::Result<()>)> = futures::stream::iter(batch)
-            .map(|entry| {
-                let client = client.clone();
-                let settings = settings.clone();
-                async move { (entry.key.clone(), forward(&client, &settings, entry).await) }
-            })
-            .buffer_unordered(IN_FLIGHT)
-            .collect()
-            .await;
-        let mut done = Vec::with_capacity(n);
-        let mut failed = 0;
-        for (key, r) in results {
-            match r {
-                Ok(()) => done.push(key),
-                Err(e) => {
-                    failed += 1;
-                    if failed == 1 {
-                        tracing::warn!(error = %e, "forwarding failed; will retry");
+        let paused = paused_until.is_some_and(|t| Instant::now() < t);
+        if queue.len() < IN_FLIGHT && !paused {
+            if lease.lock().await.hold(&journal).await {
+                match journal.pending(BATCH + in_hand.len()).await {
+                    Ok(entries) => {
+                        let fresh: Vec<JournalEntry> =
+                            entries.into_iter().filter(|e| !in_hand.contains(&e.key)).collect();
+                        names.record(&journal, &fresh).await;
+                        for e in fresh {
+                            in_hand.insert(e.key.clone());
+                            queue.push_back(e);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read the journal");
+                        paused_until = Some(Instant::now() + backoff);
                     }
                 }
+            } else {
+                // Standby (or the lease was lost): what is queued is the holder's to send.
+                for e in queue.drain(..) {
+                    in_hand.remove(&e.key);
+                }
+                if flying.is_empty() && accepted.is_empty() {
+                    tokio::time::sleep(Duration::from_secs(settings.forwarder_lease_secs).max(IDLE_POLL) / 3)
+                        .await;
+                    continue;
+                }
             }
         }
-        let forwarded: Vec<i64> = done.iter().filter_map(|k| journaled.get(k).copied()).collect();
-        match journal.mark_forwarded(done).await {
+        while flying.len() < IN_FLIGHT && !paused_until.is_some_and(|t| Instant::now() < t) {
+            let Some(entry) = queue.pop_front() else { break };
+            let client = client.clone();
+            let settings = settings.clone();
+            flying.push(async move {
+                let (key, at) = (entry.key.clone(), entry.received_at);
+                (key, at, forward(&client, &settings, entry).await)
+            });
+        }
+        if accepted.len() >= MARK_EVERY || (flying.is_empty() && !accepted.is_empty()) {
+            mark(&journal, &mut accepted, &mut in_hand).await;
+        }
+        if flying.is_empty() {
+            match paused_until.filter(|t| Instant::now() < *t) {
+                Some(t) => tokio::time::sleep_until(t.into()).await,
+                None if queue.is_empty() => {
+                    let _ = tokio::time::timeout(IDLE_POLL, wake.notified()).await;
+                }
+                None => {}
+            }
+            continue;
+        }
+        let Some((key, at, result)) = flying.next().await else { continue };
+        match result {
             Ok(()) => {
-                metrics::JOURNAL_FORWARDED.inc_by(forwarded.len() as u64);
-                let now = tollgate_store::now_ms();
-                for at in forwarded {
-                    metrics::FORWARD_LATENCY.observe((now - at).max(0) as f64 / 1000.0);
+                accepted.push((key, at));
+                if paused_until.take().is_some() {
+                    backoff = Duration::from_millis(200);
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "cannot mark journal entries forwarded; they will be sent again")
+                in_hand.remove(&key);
+                if !paused_until.is_some_and(|t| Instant::now() < t) {
+                    tracing::warn!(error = %e, "forwarding failed; will retry");
+                    paused_until = Some(Instant::now() + backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
             }
         }
-        if failed > 0 {
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        } else {
-            backoff = Duration::from_millis(200);
+    }
+}
+
+/// Marks what Temporal accepted; on failure they stay pending and are sent again.
+async fn mark(journal: &DocStore, accepted: &mut Vec<(String, i64)>, in_hand: &mut HashSet<String>) {
+    let batch = std::mem::take(accepted);
+    let keys: Vec<String> = batch.iter().map(|(k, _)| k.clone()).collect();
+    match journal.mark_forwarded(keys).await {
+        Ok(()) => {
+            metrics::JOURNAL_FORWARDED.inc_by(batch.len() as u64);
+            let now = tollgate_store::now_ms();
+            for (_, at) in &batch {
+                metrics::FORWARD_LATENCY.observe((now - at).max(0) as f64 / 1000.0);
+            }
         }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot mark journal entries forwarded; they will be sent again")
+        }
+    }
+    for (k, _) in batch {
+        in_hand.remove(&k);
     }
 }
 

@@ -304,7 +304,7 @@ impl SqliteWarehouse {
                 // index (not by time, which reads a year of rows), reversals by the txn
                 // index (not a range scan per charge, which is quadratic).
                 let mut st = c.prepare_cached(&format!(
-                    "WITH ch AS (
+                    "WITH ch AS MATERIALIZED (
                         SELECT product_id, subscriber_code, txn, kind, gross_minor, occurred_at, paid_until
                         FROM revenue
                         WHERE currency = ?1 AND kind = 'charge' AND subscriber_code IS NOT NULL
@@ -351,7 +351,7 @@ impl SqliteWarehouse {
                         WHERE r.currency = ?1 AND r.kind IN ('refund', 'chargeback')
                           AND r.occurred_at >= ?2 AND r.occurred_at < ?3
                           AND c.kind = 'charge' AND c.subscriber_code IS NOT NULL),
-                     ch AS (
+                     ch AS MATERIALIZED (
                         SELECT c.product_id, c.subscriber_code, c.txn, c.kind, c.gross_minor, c.occurred_at,
                                c.paid_until
                         FROM touched t JOIN revenue c INDEXED BY revenue_subscriber_coverage
@@ -541,10 +541,13 @@ fn read_row(r: &rusqlite::Row) -> rusqlite::Result<RevenueRow> {
 
 /// Charges `ch` (subscription fact columns), then their reversals by transaction (the
 /// txn index) before `?3`.
+// `ch` is materialized and drives the join (CROSS JOIN keeps it outer): left to itself,
+// SQLite 3.50 inlined it into this arm and range-scanned every subscription charge, or
+// scanned all revenue against an automatic index: ~200 ms -> ~12 ms over 1.1 M rows.
 const WITH_REVERSALS: &str = "SELECT * FROM ch
      UNION ALL
      SELECT r.product_id, r.subscriber_code, r.txn, r.kind, r.gross_minor, r.occurred_at, r.paid_until
-     FROM ch JOIN revenue r ON r.txn = ch.txn
+     FROM ch CROSS JOIN revenue r INDEXED BY revenue_txn ON r.txn = ch.txn
      WHERE r.kind != 'charge' AND +r.currency = ?1 AND +r.occurred_at < ?3";
 
 fn fact_row(r: &rusqlite::Row) -> rusqlite::Result<SubscriptionFact> {

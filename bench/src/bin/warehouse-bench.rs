@@ -42,7 +42,10 @@ async fn main() -> anyhow::Result<()> {
     let target: usize = std::env::args().nth(1).map(|a| a.parse()).transpose()?.unwrap_or(1_000_000);
     let days = 730;
     let dir = tempfile::tempdir()?;
-    let sqlite = SqliteWarehouse::open(dir.path().join("bench.db"))?;
+    // WAREHOUSE_BENCH_KEEP=path keeps the loaded file there, for EXPLAIN QUERY PLAN.
+    let file =
+        std::env::var_os("WAREHOUSE_BENCH_KEEP").map_or_else(|| dir.path().join("bench.db"), Into::into);
+    let sqlite = SqliteWarehouse::open(&file)?;
     let today =
         Day::of_ms(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64);
 
@@ -61,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "{total} revenue rows over {days} days (BRL + USD) loaded in {:.1} s; file {:.0} MB",
         t.elapsed().as_secs_f64(),
-        std::fs::metadata(dir.path().join("bench.db"))?.len() as f64 / 1e6
+        std::fs::metadata(&file)?.len() as f64 / 1e6
     );
     let w = Warehouse::Sqlite(sqlite);
     let brl: Currency = "BRL".parse().unwrap();

@@ -17,7 +17,7 @@ pub async fn import_section(a: &Args) {
         "\n=== import: {} customers from the Hotmart simulator (limit {}/min, Tollgate budget {}/min) ===",
         a.import, a.import_limit, a.import_budget
     );
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(&a.temporal_db_dir).unwrap();
     let temporal = TemporalServer::start(Some(&dir.path().join("temporal.db")));
     let products = SchoolProducts {
         lifetime: unique_product(),

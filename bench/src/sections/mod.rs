@@ -29,7 +29,7 @@ use burst::burst_section;
 use enroll::enroll_section;
 use unenroll::unenroll_section;
 
-pub use ceiling::ceiling_section;
+pub use ceiling::{ceiling_section, signal_with_start_rate};
 pub use import::import_section;
 pub use journals::journals_section;
 pub use scale::scale_section;
@@ -46,7 +46,7 @@ pub struct Run {
 
 impl Run {
     pub async fn start(a: &Args, direct: bool, max_rps: f64) -> Run {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir_in(&a.temporal_db_dir).unwrap();
         let db = dir.path().join("temporal.db");
         let temporal = TemporalServer::start(Some(&db));
         // The simulator never refuses: the check is that Tollgate keeps under its cap.
