@@ -29,6 +29,7 @@ const BATCH: usize = 256;
 const IN_FLIGHT: usize = 32;
 const MARK_EVERY: usize = 64;
 const IDLE_POLL: Duration = Duration::from_secs(1);
+const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// The journal is one shard, with one lease.
@@ -96,9 +97,7 @@ pub async fn run(
     lease: Arc<tokio::sync::Mutex<Lease>>,
 ) {
     let client = connect(&temporal).await;
-    let mut backoff = Duration::from_millis(200);
-    // After a failure nothing new is sent until then; the failed entry is read again.
-    let mut paused_until: Option<Instant> = None;
+    let mut pause = Pause::default();
     let mut names = ProductNames::default();
     // A pipeline, so Temporal never waits on the journal: the next entries are read while
     // signals are in flight, and what Temporal accepted is marked in chunks. `in_hand`
@@ -109,8 +108,7 @@ pub async fn run(
     let mut flying = FuturesUnordered::new();
     let mut accepted: Vec<(String, i64)> = Vec::new();
     loop {
-        let paused = paused_until.is_some_and(|t| Instant::now() < t);
-        if queue.len() < IN_FLIGHT && !paused {
+        if queue.len() < IN_FLIGHT && !pause.active() {
             if lease.lock().await.hold(&journal).await {
                 match journal.pending(BATCH + in_hand.len()).await {
                     Ok(entries) => {
@@ -124,7 +122,7 @@ pub async fn run(
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "cannot read the journal");
-                        paused_until = Some(Instant::now() + backoff);
+                        pause.hold();
                     }
                 }
             } else {
@@ -139,7 +137,7 @@ pub async fn run(
                 }
             }
         }
-        while flying.len() < IN_FLIGHT && !paused_until.is_some_and(|t| Instant::now() < t) {
+        while flying.len() < IN_FLIGHT && !pause.active() {
             let Some(entry) = queue.pop_front() else { break };
             let client = client.clone();
             let settings = settings.clone();
@@ -152,7 +150,7 @@ pub async fn run(
             mark(&journal, &mut accepted, &mut in_hand).await;
         }
         if flying.is_empty() {
-            match paused_until.filter(|t| Instant::now() < *t) {
+            match pause.until() {
                 Some(t) => tokio::time::sleep_until(t.into()).await,
                 None if queue.is_empty() => {
                     let _ = tokio::time::timeout(IDLE_POLL, wake.notified()).await;
@@ -165,18 +163,55 @@ pub async fn run(
         match result {
             Ok(()) => {
                 accepted.push((key, at));
-                if paused_until.take().is_some() {
-                    backoff = Duration::from_millis(200);
-                }
+                pause.succeeded();
             }
             Err(e) => {
                 in_hand.remove(&key);
-                if !paused_until.is_some_and(|t| Instant::now() < t) {
+                // One pause per outage, not one per signal that was in flight.
+                if !pause.active() {
                     tracing::warn!(error = %e, "forwarding failed; will retry");
-                    paused_until = Some(Instant::now() + backoff);
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    pause.failed();
                 }
             }
+        }
+    }
+}
+
+/// After a failure nothing new is sent until the pause ends (the failed entry is read
+/// again); each failure outside a pause doubles the next one, a success resets it.
+struct Pause {
+    until: Option<Instant>,
+    backoff: Duration,
+}
+
+impl Default for Pause {
+    fn default() -> Self {
+        Self { until: None, backoff: MIN_BACKOFF }
+    }
+}
+
+impl Pause {
+    fn until(&self) -> Option<Instant> {
+        self.until.filter(|t| Instant::now() < *t)
+    }
+
+    fn active(&self) -> bool {
+        self.until().is_some()
+    }
+
+    /// Pauses for the current backoff without growing it (a failed journal read).
+    fn hold(&mut self) {
+        self.until = Some(Instant::now() + self.backoff);
+    }
+
+    fn failed(&mut self) {
+        self.hold();
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
+
+    fn succeeded(&mut self) {
+        if self.until.take().is_some() {
+            self.backoff = MIN_BACKOFF;
         }
     }
 }
@@ -231,7 +266,7 @@ impl ProductNames {
 
 /// Temporal's client, once it answers (webhooks keep being journaled meanwhile).
 pub async fn connect(temporal: &Temporal) -> Client {
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = MIN_BACKOFF;
     let client = loop {
         match temporal.client().await {
             Ok(c) => break c.clone(),
