@@ -35,7 +35,9 @@
 //! `--help` lists the flags; their defaults are the targets.
 
 mod args;
+mod disk;
 mod process;
+mod sdk_metrics;
 mod sections;
 mod send;
 mod stats;

@@ -126,6 +126,7 @@ async fn record_is_idempotent(w: Warehouse) {
 }
 
 async fn figures_per_course_and_currency(w: Warehouse) {
+    assert!(w.currencies().await.unwrap().is_empty(), "no rows, no currencies");
     let d = "2026-05-10";
     for r in [
         row("A1", RevenueKind::Charge, 1, 10_000, "BRL", at(d, 0)),

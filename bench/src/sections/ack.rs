@@ -8,6 +8,7 @@ use tollgate_tests::unique;
 
 use super::Run;
 use crate::args::Args;
+use crate::disk::FsyncProbe;
 use crate::process::Cpu;
 use crate::send::{ack_stats, send};
 use crate::stats::{Report, ms, print_dist};
@@ -21,10 +22,21 @@ pub async fn ack_section(a: &Args, run: &Run, rep: &mut Report, rng: &mut Rng) {
     println!("  stream: {}", mix.line(deliveries.len()));
     let before = run.stack.health().await["journal"]["entries"].as_i64().unwrap_or(0);
     let cpu = Cpu::start(&run.pids());
+    // Beside the journal's file: what one fsync costs on that disk meanwhile.
+    let probe = FsyncProbe::start(run.stack.dir.path()).ok();
     let start = Instant::now();
     let (acks, sent_for) = send(&run.poster, &deliveries, Some(a.ack_rate), usize::MAX >> 4).await;
+    let fsync = probe.map(FsyncProbe::stop);
     let s = ack_stats(&acks);
     print_dist("webhook ack latency", s.lat);
+    if let Some(f) = fsync {
+        print_dist("fsync beside the journal (4 KiB/10 ms)", f);
+        rep.add(
+            "ack: the disk's fsync beside the journal p50 / p99",
+            format!("{} / {}", ms(f.p50), ms(f.p99)),
+            None,
+        );
+    }
     let codes: BTreeMap<u16, usize> = acks.iter().fold(BTreeMap::new(), |mut m, a| {
         *m.entry(a.status).or_default() += 1;
         m

@@ -1,5 +1,6 @@
-//! Where purchase -> enrolled goes: each sampled run's history, phase by phase, from the
-//! moment the webhook was posted. Event times are the server's clock, the same machine's.
+//! Where the time goes, from each sampled run's history, phase by phase: purchase ->
+//! enrolled from the moment the webhook was posted, and deadline -> unenrolled from the
+//! deadline. Event times are the server's clock, the same machine's.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +15,7 @@ const WFT_STARTED: i64 = 6;
 const ACT_SCHEDULED: i64 = 10;
 const ACT_STARTED: i64 = 11;
 const ACT_COMPLETED: i64 = 12;
+const TIMER_FIRED: i64 = 18;
 
 /// One run to break down: its workflow id, when its webhook was posted and when the
 /// simulator showed the enrolment (epoch ms).
@@ -23,34 +25,101 @@ pub struct Sample {
     pub enrolled: i64,
 }
 
-/// Prints the median and p99 of each phase over the samples.
+/// One unenrolled run: its workflow id, its deadline and when the simulator showed the
+/// access gone (epoch ms).
+pub struct Expiry {
+    pub workflow_id: String,
+    pub deadline: i64,
+    pub gone: i64,
+}
+
+/// Prints the median and p99 of each enrolment phase over the samples.
 pub async fn print_breakdown(stack: &Stack, samples: &[Sample]) {
-    let client = stack.client().await;
-    let mut phases: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut phases = Phases::default();
     for s in samples {
-        let handle = client.get_workflow_handle::<tollgate_workflows::AccessWorkflow>(s.workflow_id.clone());
-        let Ok(json) = handle.fetch_history(Default::default()).to_json().await else { continue };
-        let Ok(history) = serde_json::from_slice::<Value>(&json) else { continue };
-        for (name, d) in phases_of(&history, s) {
-            phases.entry(name).or_default().push(d);
+        phases.add(enrolment_phases(&events(stack, &s.workflow_id).await, s));
+    }
+    phases.print(samples.len());
+}
+
+/// Prints the median and p99 of each unenroll phase: the first one is the dev server's
+/// own timer lateness, the wait for the rate cap comes after it.
+pub async fn print_expiry_breakdown(stack: &Stack, samples: &[Expiry]) -> Phases {
+    let mut phases = Phases::default();
+    for s in samples {
+        phases.add(expiry_phases(&events(stack, &s.workflow_id).await, s));
+    }
+    phases.print(samples.len());
+    phases
+}
+
+/// Phase name (sorted by its two-digit prefix) -> durations in ms.
+#[derive(Default)]
+pub struct Phases(BTreeMap<String, Vec<f64>>);
+
+impl Phases {
+    fn add(&mut self, phases: Vec<(String, f64)>) {
+        for (name, d) in phases {
+            self.0.entry(name).or_default().push(d);
         }
     }
-    println!("  breakdown over {} runs (history event times; phases in order):", samples.len());
-    for (name, v) in phases {
-        print_dist(&format!("  {}", &name[3..]), dist(v));
+
+    fn print(&self, runs: usize) {
+        println!("  breakdown over {runs} runs (history event times; phases in order):");
+        for (name, v) in &self.0 {
+            print_dist(&format!("  {}", &name[3..]), dist(v.clone()));
+        }
+    }
+
+    /// The distribution of the phase whose name contains `part`.
+    pub fn get(&self, part: &str) -> Option<crate::stats::Dist> {
+        self.0.iter().find(|(k, _)| k.contains(part)).map(|(_, v)| dist(v.clone()))
     }
 }
 
-/// `(phase, ms)` for one run, up to its last TalentLMS activity before the enrolment.
-fn phases_of(history: &Value, s: &Sample) -> Vec<(String, f64)> {
-    let events: Vec<(i64, i64)> = history["events"]
+/// (event type, event time in epoch ms) of a run's history, empty when it cannot be read.
+async fn events(stack: &Stack, workflow_id: &str) -> Vec<(i64, i64)> {
+    let client = stack.client().await;
+    let handle = client.get_workflow_handle::<tollgate_workflows::AccessWorkflow>(workflow_id.to_string());
+    let Ok(json) = handle.fetch_history(Default::default()).to_json().await else { return vec![] };
+    let Ok(history) = serde_json::from_slice::<Value>(&json) else { return vec![] };
+    history["events"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|e| Some((e["event_type"].as_i64()?, at_ms(e["event_time"].as_str()?)?)))
-        .collect();
-    let first =
-        |ty: i64, after: i64| events.iter().find(|(t, at)| *t == ty && *at >= after).map(|(_, at)| *at);
+        .collect()
+}
+
+/// The time of the first event of type `ty` at or after `after`.
+fn first(events: &[(i64, i64)], ty: i64, after: i64) -> Option<i64> {
+    events.iter().find(|(t, at)| *t == ty && *at >= after).map(|(_, at)| *at)
+}
+
+/// `(phase, ms)` for one expiry: deadline -> timer fired -> unenroll scheduled -> picked
+/// up -> seen gone. Runs whose term ended before they were enrolled never slept
+/// on a timer and give nothing.
+fn expiry_phases(events: &[(i64, i64)], s: &Expiry) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    // A timer set for the deadline cannot fire before it.
+    let Some(fired) = first(events, TIMER_FIRED, s.deadline).filter(|at| *at <= s.gone) else { return out };
+    out.push(("00 deadline -> timer fired (dev server)".into(), (fired - s.deadline) as f64));
+    let Some(task) = first(events, WFT_STARTED, fired) else { return out };
+    out.push(("01 timer fired -> workflow task picked up".into(), (task - fired) as f64));
+    let Some(sched) = first(events, ACT_SCHEDULED, task) else { return out };
+    out.push(("02 task (local activities) -> unenroll scheduled".into(), (sched - task) as f64));
+    let Some(picked) = first(events, ACT_STARTED, sched) else { return out };
+    out.push(("03 queue wait (rate cap)".into(), (picked - sched) as f64));
+    // The access is gone during the call, before its completion is recorded.
+    out.push(("04 pace + HTTP call (-> seen gone)".into(), (s.gone - picked) as f64));
+    out.push(("98 timer fired -> seen gone (Tollgate's part)".into(), (s.gone - fired) as f64));
+    out.push(("99 total (deadline -> seen gone)".into(), (s.gone - s.deadline) as f64));
+    out
+}
+
+/// `(phase, ms)` for one run, up to its last TalentLMS activity before the enrolment.
+fn enrolment_phases(events: &[(i64, i64)], s: &Sample) -> Vec<(String, f64)> {
+    let first = |ty: i64, after: i64| first(events, ty, after);
     let mut out = Vec::new();
     let Some(started) = first(WF_STARTED, 0) else { return out };
     out.push(("00 webhook -> journal -> run started".into(), (started - s.posted) as f64));

@@ -21,6 +21,7 @@ use tollgate_tests::{Stack, StackOptions, TemporalServer, now_ms};
 
 use crate::args::Args;
 use crate::process::{file_bytes, mb, proc_status_kb, temporal_pids};
+use crate::sdk_metrics::WaitHistogram;
 use crate::send::Poster;
 use crate::stats::Report;
 use crate::stream::{LIFETIME, PLAN, TERM};
@@ -42,6 +43,8 @@ pub struct Run {
     db: std::path::PathBuf,
     poster: Poster,
     direct: bool,
+    /// Where the worker serves its metrics (the SDK's included).
+    worker_metrics: String,
 }
 
 impl Run {
@@ -51,11 +54,13 @@ impl Run {
         let temporal = TemporalServer::start(Some(&db));
         // The simulator never refuses: the check is that Tollgate keeps under its cap.
         let sim = SimConfig { rate_limit: 10_000_000, ..Default::default() };
+        let worker_metrics = format!("127.0.0.1:{}", tollgate_tests::free_port());
         let mut stack = Stack::spawn(StackOptions {
             temporal: Some(temporal.address()),
             sim,
             max_rps,
             retention: "1h",
+            env: vec![("TOLLGATE_WORKER_METRICS_ADDR".into(), worker_metrics.clone())],
             ..Default::default()
         })
         .await;
@@ -65,7 +70,7 @@ impl Run {
             stack.start_starter().await;
         }
         let poster = Poster::new(&stack.http_addr, a.timeout_ms);
-        Run { stack: Arc::new(stack), temporal, _dir: dir, db, poster, direct }
+        Run { stack: Arc::new(stack), temporal, _dir: dir, db, poster, direct, worker_metrics }
     }
 
     pub fn pids(&self) -> Vec<(&'static str, Option<u32>)> {
@@ -88,6 +93,11 @@ impl Run {
                 );
             }
         }
+    }
+
+    /// The worker's workflow task waits so far (see [`WaitHistogram`]).
+    pub async fn task_waits(&self) -> WaitHistogram {
+        WaitHistogram::scrape(&self.stack.http, &self.worker_metrics).await
     }
 
     pub fn pid(&self, name: &str) -> Option<u32> {

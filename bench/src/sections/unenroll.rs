@@ -4,9 +4,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use tollgate_domain::fixtures::Sale;
-use tollgate_tests::{now_ms, unique};
+use tollgate_tests::{now_ms, purchase_wf, unique};
 
 use super::Run;
+use super::breakdown::{Expiry, print_expiry_breakdown};
 use crate::args::Args;
 use crate::process::Cpu;
 use crate::stats::{Report, dist, ms, print_dist};
@@ -20,6 +21,7 @@ pub async fn unenroll_section(a: &Args, run: &Run, rep: &mut Report) {
         a.expiries
     );
     let cpu = Cpu::start(&run.pids());
+    let waits = run.task_waits().await;
     let t0 = now_ms();
     let wave_until = t0 + a.expiries as i64 * 50 + 10_000;
     let wave = tokio::spawn({
@@ -43,12 +45,15 @@ pub async fn unenroll_section(a: &Args, run: &Run, rep: &mut Report) {
         }
     });
     let mut deadlines = HashMap::new();
+    let mut workflow_of = HashMap::new();
     for i in 0..a.expiries {
         let e = format!("exp{i}-{}@example.com", unique(""));
         let approved = t0 + (i as i64 * 50);
-        let sale = Sale { approved_date: Some(approved), ..Sale::one_off(TERM, &unique("HP"), &e) };
+        let txn = unique("HP");
+        let sale = Sale { approved_date: Some(approved), ..Sale::one_off(TERM, &txn, &e) };
         run.poster.post(sale.event("PURCHASE_APPROVED", &unique("e"), approved).to_string().into()).await;
-        deadlines.insert(e, approved + 5_000);
+        deadlines.insert(e.clone(), approved + 5_000);
+        workflow_of.insert(e, purchase_wf(&txn));
     }
     let (gone, never) = watch_expiries(run, &deadlines, Duration::from_secs(30)).await;
     let d = dist(gone.iter().map(|(e, t)| (t - deadlines[e]) as f64).collect());
@@ -59,8 +64,26 @@ pub async fn unenroll_section(a: &Args, run: &Run, rep: &mut Report) {
         wave.await.unwrap_or(0)
     );
     println!("  {}", cpu.line());
+    println!(
+        "  workflow tasks' wait for a poll (SDK metric): {}",
+        run.task_waits().await.since(&waits).line()
+    );
+    let samples: Vec<Expiry> = gone
+        .iter()
+        .map(|(e, t)| Expiry { workflow_id: workflow_of[e].clone(), deadline: deadlines[e], gone: *t })
+        .collect();
+    let phases = print_expiry_breakdown(&run.stack, &samples).await;
     rep.add("unenroll lateness p50", ms(d.p50), None);
     rep.add("unenroll lateness p99", ms(d.p99), Some(d.p99 <= 2000.0 && gone.len() + never == a.expiries));
+    // The part of it the dev server's timers own, and the part after the timer fired.
+    let timer = phases.get("timer fired (dev server)").unwrap_or(dist(vec![]));
+    let ours = phases.get("Tollgate's part").unwrap_or(dist(vec![]));
+    rep.add(
+        "unenroll: dev server timer lateness p50 / p99",
+        format!("{} / {}", ms(timer.p50), ms(timer.p99)),
+        None,
+    );
+    rep.add("unenroll: timer fired -> gone p50 / p99", format!("{} / {}", ms(ours.p50), ms(ours.p99)), None);
 }
 
 /// One pass over the simulator for both transitions: when each student is first seen
