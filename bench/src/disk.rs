@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use crate::stats::{Dist, dist};
 
-/// A 4 KiB write + fdatasync every 10 ms on its own thread, until [`FsyncProbe::stop`].
+/// A 4 KiB write + fdatasync every 50 ms on its own thread, until [`FsyncProbe::stop`]:
+/// 20/s, little next to the journal's own commits.
 pub struct FsyncProbe {
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<Vec<f64>>,
@@ -31,7 +32,7 @@ impl FsyncProbe {
                         break;
                     }
                     ms.push(t.elapsed().as_secs_f64() * 1000.0);
-                    std::thread::sleep(Duration::from_millis(10));
+                    std::thread::sleep(Duration::from_millis(50));
                 }
                 let _ = std::fs::remove_file(path);
                 ms

@@ -4,6 +4,7 @@
 
 pub mod temporal;
 
+pub mod history;
 pub mod oracle;
 pub mod rng;
 pub mod synthetic;

@@ -281,7 +281,7 @@ impl AccessWorkflow {
                 let next = ctx.state(|s| s.continued());
                 ctx.continue_as_new(next, ContinueAsNewOptions::default())?;
             }
-            sleep(ctx, seen, now, wake).await?;
+            sleep(ctx, seen, wake).await?;
         }
     }
 }
@@ -451,10 +451,12 @@ async fn refresh_link(ctx: &mut WorkflowContext<AccessWorkflow>, cfg: &RulesConf
 }
 
 /// Sleeps until `wake` (forever when `None`) or the next signal after generation `seen`.
+/// The timer's length is measured from now, not from the start of the pass: the pass may
+/// have waited seconds for rate-capped TalentLMS calls, and the deadline would fire that
+/// much late (the SDK compares only timer ids on replay, so the length may change).
 async fn sleep(
     ctx: &mut WorkflowContext<AccessWorkflow>,
     seen: u64,
-    now: Millis,
     wake: Option<Millis>,
 ) -> WorkflowResult<()> {
     let Some(wake_at) = wake else {
@@ -463,7 +465,7 @@ async fn sleep(
     };
     // The timer drops its cancel callback when the run is evicted asleep: the patched
     // SDK (vendor/PATCHES.md) does that for every pending timer and activity.
-    let sleep = Duration::from_millis(wake_at.saturating_sub(now).max(1) as u64);
+    let sleep = Duration::from_millis(wake_at.saturating_sub(now_ms(ctx)).max(1) as u64);
     let timer = ctx.timer(TimerOptions::builder(sleep).build());
     let mut timer = std::pin::pin!(timer);
     temporalio_sdk::workflows::select! {

@@ -30,7 +30,7 @@ pub async fn ack_section(a: &Args, run: &Run, rep: &mut Report, rng: &mut Rng) {
     let s = ack_stats(&acks);
     print_dist("webhook ack latency", s.lat);
     if let Some(f) = fsync {
-        print_dist("fsync beside the journal (4 KiB/10 ms)", f);
+        print_dist("fsync beside the journal (4 KiB/50 ms)", f);
         rep.add(
             "ack: the disk's fsync beside the journal p50 / p99",
             format!("{} / {}", ms(f.p50), ms(f.p99)),

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use tollgate_tests::Stack;
+use tollgate_tests::{Stack, history};
 
 use crate::stats::{dist, print_dist};
 
@@ -37,7 +37,7 @@ pub struct Expiry {
 pub async fn print_breakdown(stack: &Stack, samples: &[Sample]) {
     let mut phases = Phases::default();
     for s in samples {
-        phases.add(enrolment_phases(&events(stack, &s.workflow_id).await, s));
+        phases.add(enrolment_phases(&events(stack, &s.workflow_id).await.0, s));
     }
     phases.print(samples.len());
 }
@@ -47,7 +47,8 @@ pub async fn print_breakdown(stack: &Stack, samples: &[Sample]) {
 pub async fn print_expiry_breakdown(stack: &Stack, samples: &[Expiry]) -> Phases {
     let mut phases = Phases::default();
     for s in samples {
-        phases.add(expiry_phases(&events(stack, &s.workflow_id).await, s));
+        let (events, timers) = events(stack, &s.workflow_id).await;
+        phases.add(expiry_phases(&events, &timers, s));
     }
     phases.print(samples.len());
     phases
@@ -77,18 +78,16 @@ impl Phases {
     }
 }
 
-/// (event type, event time in epoch ms) of a run's history, empty when it cannot be read.
-async fn events(stack: &Stack, workflow_id: &str) -> Vec<(i64, i64)> {
+/// (event type, event time in epoch ms) of a run's history, and each timer's (started at,
+/// length in ms); empty when it cannot be read.
+async fn events(stack: &Stack, workflow_id: &str) -> (Vec<(i64, i64)>, Vec<(i64, i64)>) {
     let client = stack.client().await;
     let handle = client.get_workflow_handle::<tollgate_workflows::AccessWorkflow>(workflow_id.to_string());
-    let Ok(json) = handle.fetch_history(Default::default()).to_json().await else { return vec![] };
-    let Ok(history) = serde_json::from_slice::<Value>(&json) else { return vec![] };
-    history["events"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| Some((e["event_type"].as_i64()?, at_ms(e["event_time"].as_str()?)?)))
-        .collect()
+    let Ok(json) = handle.fetch_history(Default::default()).to_json().await else {
+        return Default::default();
+    };
+    let Ok(h) = serde_json::from_slice::<Value>(&json) else { return Default::default() };
+    (history::events(&h), history::timers(&h))
 }
 
 /// The time of the first event of type `ty` at or after `after`.
@@ -96,24 +95,30 @@ fn first(events: &[(i64, i64)], ty: i64, after: i64) -> Option<i64> {
     events.iter().find(|(t, at)| *t == ty && *at >= after).map(|(_, at)| *at)
 }
 
-/// `(phase, ms)` for one expiry: deadline -> timer fired -> unenroll scheduled -> picked
-/// up -> seen gone. Runs whose term ended before they were enrolled never slept
-/// on a timer and give nothing.
-fn expiry_phases(events: &[(i64, i64)], s: &Expiry) -> Vec<(String, f64)> {
+/// `(phase, ms)` for one expiry: deadline -> timer due (when the workflow set it for) ->
+/// fired -> unenroll scheduled -> picked up -> seen gone. Runs whose term ended before
+/// they were enrolled never slept on a timer and give nothing.
+fn expiry_phases(events: &[(i64, i64)], timers: &[(i64, i64)], s: &Expiry) -> Vec<(String, f64)> {
     let mut out = Vec::new();
-    // A timer set for the deadline cannot fire before it.
-    let Some(fired) = first(events, TIMER_FIRED, s.deadline).filter(|at| *at <= s.gone) else { return out };
-    out.push(("00 deadline -> timer fired (dev server)".into(), (fired - s.deadline) as f64));
-    let Some(task) = first(events, WFT_STARTED, fired) else { return out };
-    out.push(("01 timer fired -> workflow task picked up".into(), (task - fired) as f64));
-    let Some(sched) = first(events, ACT_SCHEDULED, task) else { return out };
-    out.push(("02 task (local activities) -> unenroll scheduled".into(), (sched - task) as f64));
-    let Some(picked) = first(events, ACT_STARTED, sched) else { return out };
-    out.push(("03 queue wait (rate cap)".into(), (picked - sched) as f64));
-    // The access is gone during the call, before its completion is recorded.
-    out.push(("04 pace + HTTP call (-> seen gone)".into(), (s.gone - picked) as f64));
+    // The timer set for the deadline: the last one started before it fired.
+    let Some(fired) = first(events, TIMER_FIRED, s.deadline - 1_000).filter(|at| *at <= s.gone) else {
+        return out;
+    };
     out.push(("98 timer fired -> seen gone (Tollgate's part)".into(), (s.gone - fired) as f64));
     out.push(("99 total (deadline -> seen gone)".into(), (s.gone - s.deadline) as f64));
+    if let Some((started, length)) = timers.iter().rev().find(|(at, _)| *at <= fired) {
+        let due = started + length;
+        out.push(("00 deadline -> timer due (as the workflow set it)".into(), (due - s.deadline) as f64));
+        out.push(("01 timer due -> fired (dev server)".into(), (fired - due) as f64));
+    }
+    let Some(task) = first(events, WFT_STARTED, fired) else { return out };
+    out.push(("02 timer fired -> workflow task picked up".into(), (task - fired) as f64));
+    let Some(sched) = first(events, ACT_SCHEDULED, task) else { return out };
+    out.push(("03 task (local activities) -> unenroll scheduled".into(), (sched - task) as f64));
+    let Some(picked) = first(events, ACT_STARTED, sched) else { return out };
+    out.push(("04 queue wait (rate cap)".into(), (picked - sched) as f64));
+    // The access is gone during the call, before its completion is recorded.
+    out.push(("05 pace + HTTP call (-> seen gone)".into(), (s.gone - picked) as f64));
     out
 }
 
@@ -140,8 +145,4 @@ fn enrolment_phases(events: &[(i64, i64)], s: &Sample) -> Vec<(String, f64)> {
     }
     out.push(("99 total (posted -> seen enrolled)".into(), (s.enrolled - s.posted) as f64));
     out
-}
-
-fn at_ms(rfc3339: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(rfc3339).ok().map(|t| t.timestamp_millis())
 }

@@ -76,8 +76,14 @@ pub async fn unenroll_section(a: &Args, run: &Run, rep: &mut Report) {
     rep.add("unenroll lateness p50", ms(d.p50), None);
     rep.add("unenroll lateness p99", ms(d.p99), Some(d.p99 <= 2000.0 && gone.len() + never == a.expiries));
     // The part of it the dev server's timers own, and the part after the timer fired.
-    let timer = phases.get("timer fired (dev server)").unwrap_or(dist(vec![]));
+    let set = phases.get("as the workflow set it").unwrap_or(dist(vec![]));
+    let timer = phases.get("fired (dev server)").unwrap_or(dist(vec![]));
     let ours = phases.get("Tollgate's part").unwrap_or(dist(vec![]));
+    rep.add(
+        "unenroll: timer due after the deadline p50 / p99",
+        format!("{} / {}", ms(set.p50), ms(set.p99)),
+        None,
+    );
     rep.add(
         "unenroll: dev server timer lateness p50 / p99",
         format!("{} / {}", ms(timer.p50), ms(timer.p99)),

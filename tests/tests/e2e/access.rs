@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tollgate_domain::AccessState;
 use tollgate_domain::fixtures::{Sale, cancellation};
+use tollgate_simulator::FaultConfig;
 use tollgate_tests::{Stack, StackOptions, now_ms, purchase_wf, subscription_wf, unique, unique_product};
 
 use crate::{Settled, WAIT, email, settled};
@@ -202,6 +203,36 @@ async fn fixed_term_access_expires() {
     assert!(now_ms() >= t + 4_000, "expired early");
     let s = stack.wait_status(&purchase_wf(&txn), WAIT, |s| s.state == AccessState::Expired).await;
     assert!(s.reason.contains("fixed term of 4s"), "{}", s.reason);
+}
+
+/// The deadline's timer is set for the deadline itself, however long the pass before it
+/// waited on TalentLMS: a slow enrolment once delayed every expiry by its own length.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_enrolment_does_not_delay_the_deadline() {
+    let stack = Stack::spawn(StackOptions::default()).await;
+    let p = unique_product();
+    stack.link(p, &["101"], &["--policy", "fixed_term", "--term", "6s"]).await;
+    stack.sim.set_faults(FaultConfig {
+        latency_ms: 2_500,
+        only: vec!["addusertocourse".into()],
+        ..Default::default()
+    });
+    let (txn, email) = (unique("HP"), email("slow"));
+    let t = now_ms();
+    let sale = Sale { approved_date: Some(t), ..Sale::one_off(p, &txn, &email) };
+    stack.post(&sale.event("PURCHASE_APPROVED", &unique("e"), t)).await;
+    stack.wait_enrolled(&email, &["101"], WAIT).await;
+    let wf = purchase_wf(&txn);
+    stack.wait_status(&wf, WAIT, |s| s.state == AccessState::Expired).await;
+    let history: Value = serde_json::from_slice(&stack.history(&wf).await).unwrap();
+    let timers = tollgate_tests::history::timers(&history);
+    let deadline = t + 6_000;
+    // The timer of the pass that enrolled: the last one started before the deadline.
+    let (started, length) = timers.iter().rev().find(|(at, _)| *at < deadline).copied().expect("a timer");
+    assert!(started >= t + 2_500, "the timer was set after the slow enrolment: {timers:?} t={t}");
+    let late = started + length - deadline;
+    // The old code set it 2.5 s late (the enrolment's length); the task's own time remains.
+    assert!((0..1_000).contains(&late), "timer due {late} ms after the deadline: {timers:?} t={t}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
