@@ -4,7 +4,13 @@
 use serde_json::Value;
 
 /// History event types (temporal.api.enums.v1.EventType).
+pub const WF_STARTED: i64 = 1;
+pub const WFT_STARTED: i64 = 6;
+pub const ACT_SCHEDULED: i64 = 10;
+pub const ACT_STARTED: i64 = 11;
+pub const ACT_COMPLETED: i64 = 12;
 pub const TIMER_STARTED: i64 = 17;
+pub const TIMER_FIRED: i64 = 18;
 
 /// (event type, event time in epoch ms) of every event, in order.
 pub fn events(history: &Value) -> Vec<(i64, i64)> {

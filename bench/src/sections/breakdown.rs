@@ -5,17 +5,12 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use tollgate_tests::{Stack, history};
+use tollgate_tests::Stack;
+use tollgate_tests::history::{
+    self, ACT_COMPLETED, ACT_SCHEDULED, ACT_STARTED, TIMER_FIRED, WF_STARTED, WFT_STARTED,
+};
 
 use crate::stats::{dist, print_dist};
-
-// History event types (temporal.api.enums.v1.EventType).
-const WF_STARTED: i64 = 1;
-const WFT_STARTED: i64 = 6;
-const ACT_SCHEDULED: i64 = 10;
-const ACT_STARTED: i64 = 11;
-const ACT_COMPLETED: i64 = 12;
-const TIMER_FIRED: i64 = 18;
 
 /// One run to break down: its workflow id, when its webhook was posted and when the
 /// simulator showed the enrolment (epoch ms).

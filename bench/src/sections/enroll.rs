@@ -75,10 +75,7 @@ async fn purchases(run: &Run, rate: f64, n: usize) -> (Dist, usize) {
         })
         .collect();
     print_breakdown(&run.stack, &samples).await;
-    println!(
-        "  workflow tasks' wait for a poll (SDK metric): {}",
-        run.task_waits().await.since(&waits).line()
-    );
+    run.print_task_waits_since(&waits).await;
     println!("  {}", cpu.line());
     (d, n - seen.len())
 }

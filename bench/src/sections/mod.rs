@@ -100,6 +100,14 @@ impl Run {
         WaitHistogram::scrape(&self.stack.http, &self.worker_metrics).await
     }
 
+    /// Prints the workflow task waits since `before` (a [`Run::task_waits`] snapshot).
+    pub async fn print_task_waits_since(&self, before: &WaitHistogram) {
+        println!(
+            "  workflow tasks' wait for a poll (SDK metric): {}",
+            self.task_waits().await.since(before).line()
+        );
+    }
+
     pub fn pid(&self, name: &str) -> Option<u32> {
         self.pids().into_iter().find(|(n, _)| *n == name).and_then(|(_, p)| p)
     }

@@ -64,10 +64,7 @@ pub async fn unenroll_section(a: &Args, run: &Run, rep: &mut Report) {
         wave.await.unwrap_or(0)
     );
     println!("  {}", cpu.line());
-    println!(
-        "  workflow tasks' wait for a poll (SDK metric): {}",
-        run.task_waits().await.since(&waits).line()
-    );
+    run.print_task_waits_since(&waits).await;
     let samples: Vec<Expiry> = gone
         .iter()
         .map(|(e, t)| Expiry { workflow_id: workflow_of[e].clone(), deadline: deadlines[e], gone: *t })
