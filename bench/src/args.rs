@@ -28,6 +28,16 @@ struct Flags {
     enroll_secs: Option<u64>,
     #[arg(long, help = "Fixed-term purchases in the unenroll section [default: 50, --quick 10]")]
     expiries: Option<usize>,
+    /// Unenroll runs: `during` (deadlines while the wave fills the cap; the target), `quiet`
+    /// (no wave: the control) and `overload` (the wave and the expiring purchases together,
+    /// above the cap).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_values = ["during", "quiet", "overload"],
+        value_parser = ["during", "quiet", "overload"]
+    )]
+    unenroll_variants: Vec<String>,
     #[arg(long, help = "Events sent at once in the burst section [default: 20000, --quick 500]")]
     burst: Option<usize>,
     /// Requests in flight at most during the burst.
@@ -96,6 +106,7 @@ pub struct Args {
     pub enroll_rate: f64,
     pub enroll_secs: u64,
     pub expiries: usize,
+    pub unenroll_variants: Vec<String>,
     pub burst: usize,
     pub burst_conc: usize,
     pub ack_rate: f64,
@@ -132,6 +143,7 @@ impl Args {
             enroll_rate: f.enroll_rate,
             enroll_secs: pick(f.enroll_secs, 20, 5),
             expiries: count(f.expiries, 50, 10),
+            unenroll_variants: f.unenroll_variants.clone(),
             burst: count(f.burst, 20_000, 500),
             burst_conc: f.burst_conc,
             ack_rate: f.ack_rate,

@@ -28,6 +28,10 @@ pub struct Settings {
     /// Ours sleep for days, so a small cache costs a short replay at wake-up and saves
     /// memory per live subscription.
     pub max_cached_workflows: usize,
+    /// TOLLGATE_WORKFLOW_POLLERS: concurrent workflow task polls per worker (at least 2;
+    /// the SDK puts a fifth of them on the shared queue, the rest on the sticky one).
+    /// Unset: the SDK's default, 5.
+    pub workflow_pollers: Option<usize>,
     /// TOLLGATE_WORKER_MAX_RSS_MB: above this resident size the worker drains and exits (code
     /// 75) for its supervisor to restart it. Unset: no ceiling.
     pub worker_max_rss_mb: Option<u64>,
@@ -258,6 +262,9 @@ impl Settings {
         };
         let forwarder_lease_secs = env.secs("TOLLGATE_FORWARDER_LEASE", 15)?;
         ensure!(forwarder_lease_secs >= 1, "TOLLGATE_FORWARDER_LEASE: must be at least 1s");
+        let workflow_pollers: Option<usize> = env.opt_number("TOLLGATE_WORKFLOW_POLLERS")?;
+        // The SDK refuses fewer than two with a workflow cache (one sticky, one shared).
+        ensure!(workflow_pollers.is_none_or(|n| n >= 2), "TOLLGATE_WORKFLOW_POLLERS: must be at least 2");
         Ok(Self {
             journal,
             forwarder_lease_secs,
@@ -278,6 +285,7 @@ impl Settings {
             talentlms_max_rps: max_rps,
             max_cached_workflows: env
                 .number("TOLLGATE_MAX_CACHED_WORKFLOWS", DEFAULT_MAX_CACHED_WORKFLOWS)?,
+            workflow_pollers,
             worker_max_rss_mb: env.opt_number("TOLLGATE_WORKER_MAX_RSS_MB")?,
             rules: RulesConfig {
                 link_poll_secs: env.secs("TOLLGATE_LINK_POLL", d.link_poll_secs)?,
@@ -356,6 +364,7 @@ mod tests {
         assert_eq!((s.http.hottok, s.http.api_token, s.http.dashboard_token), (None, None, None));
         assert_eq!(s.talentlms_max_rps, 10.0);
         assert_eq!(s.max_cached_workflows, DEFAULT_MAX_CACHED_WORKFLOWS);
+        assert_eq!(s.workflow_pollers, None, "the SDK's default");
         assert_eq!(s.rules.link_poll_secs, RulesConfig::default().link_poll_secs);
         assert_eq!(s.log_filter, crate::telemetry::DEFAULT_FILTER);
     }
@@ -370,6 +379,7 @@ mod tests {
             ("TOLLGATE_DASHBOARD_TOKEN", " "),
             ("TOLLGATE_LINK_POLL", "2m"),
             ("TOLLGATE_WORKER_MAX_RSS_MB", "512"),
+            ("TOLLGATE_WORKFLOW_POLLERS", "20"),
             ("TALENTLMS_API_KEY", "key"),
             ("TOLLGATE_LOG_FORMAT", "json"),
             ("TOLLGATE_WORKER_METRICS_ADDR", "127.0.0.1:9464"),
@@ -389,6 +399,7 @@ mod tests {
         assert_eq!(s.http.dashboard_token, None, "blank is unset");
         assert_eq!(s.rules.link_poll_secs, 120);
         assert_eq!(s.worker_max_rss_mb, Some(512));
+        assert_eq!(s.workflow_pollers, Some(20));
     }
 
     #[test]
@@ -428,6 +439,8 @@ mod tests {
             (&[("TOLLGATE_WORKER_METRICS_ADDR", "9100")], "TOLLGATE_WORKER_METRICS_ADDR"),
             (&[("TOLLGATE_HTTP_BODY_TIMEOUT", "slow")], "TOLLGATE_HTTP_BODY_TIMEOUT"),
             (&[("TOLLGATE_FORWARDER_LEASE", "0s")], "TOLLGATE_FORWARDER_LEASE"),
+            (&[("TOLLGATE_WORKFLOW_POLLERS", "1")], "TOLLGATE_WORKFLOW_POLLERS"),
+            (&[("TOLLGATE_WORKFLOW_POLLERS", "many")], "TOLLGATE_WORKFLOW_POLLERS"),
             (&[("TOLLGATE_JOURNAL", "kafka")], "TOLLGATE_JOURNAL"),
             (&[("TOLLGATE_JOURNAL", "firestore")], "TOLLGATE_STORE=firestore"),
             (&[("TOLLGATE_JOURNAL", "pubsub")], "PUBSUB_PROJECT_ID"),

@@ -167,14 +167,43 @@ impl Oracle {
                 let differ = self.enrollments.iter().filter(|(e, c)| enrolled.get(*e) != Some(c));
                 let wrong: Vec<_> = differ.clone().take(5).collect();
                 panic!(
-                    "did not converge: {} students differ (e.g. {wrong:?}), revenue {} rows vs {} expected\n{}",
+                    "did not converge: {} students differ (e.g. {wrong:?}), revenue {} rows vs {} expected ({})\n{}",
                     differ.count(),
                     revenue.len(),
                     self.revenue.len(),
+                    revenue_diff(&self.revenue, &revenue),
                     stack.logs()
                 );
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+}
+
+/// The revenue keys missing, unexpected or with another gross (up to five of each), so a
+/// failed run names the purchase to look up in its workflow's history.
+fn revenue_diff(want: &BTreeMap<String, i64>, got: &BTreeMap<String, i64>) -> String {
+    let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).take(5).collect();
+    let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).take(5).collect();
+    let other: Vec<_> = want
+        .iter()
+        .filter_map(|(k, w)| got.get(k).filter(|g| *g != w).map(|g| (k, *w, *g)))
+        .take(5)
+        .collect();
+    format!("missing {missing:?}, unexpected {extra:?}, other gross (key, want, got) {other:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_revenue_difference_names_the_keys() {
+        let want = BTreeMap::from([("a".to_string(), 100), ("b".to_string(), 200), ("c".to_string(), 300)]);
+        let got = BTreeMap::from([("a".to_string(), 100), ("c".to_string(), 301), ("d".to_string(), 5)]);
+        assert_eq!(
+            revenue_diff(&want, &got),
+            r#"missing ["b"], unexpected ["d"], other gross (key, want, got) [("c", 300, 301)]"#
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! queue, and the TalentLMS activities on a second queue whose dispatch rate the Temporal
 //! server caps, so all workers together never exceed `TALENTLMS_MAX_RPS`.
 
+use temporalio_sdk::runtime::PollerBehavior;
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tollgate_activities::{StoreActivities, TalentLmsActivities};
 use tollgate_service::{Settings, Temporal};
@@ -59,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
         .register_workflow::<AuditWorkflow>()?
         .register_activities(store_acts)
         .max_cached_workflows(settings.max_cached_workflows)
+        .maybe_workflow_task_poller_behavior(settings.workflow_pollers.map(PollerBehavior::SimpleMaximum))
         // A crashed worker's sticky queue holds a timer's task this long before another
         // worker takes it: it bounds how late a deadline fires after a crash.
         .sticky_queue_schedule_to_start_timeout(std::time::Duration::from_secs(3))

@@ -790,10 +790,17 @@ fn talentlms_opts(cfg: &RulesConfig) -> ActivityOptions {
 }
 
 /// [`talentlms_opts`] with a fairness key. Enrolls and unenrolls share the TalentLMS
-/// queue's rate cap; with fairness keys the server dispatches a backlog of both in turn,
+/// queue's rate cap; with fairness keys the server dispatches a backlog of both by weight,
 /// so a wave of enrolments cannot hold unenrolls past their deadline, nor the reverse.
 fn fair_talentlms_opts(cfg: &RulesConfig, key: &str) -> ActivityOptions {
     let mut opts = talentlms_opts(cfg);
-    opts.priority = Some(Priority::builder().fairness_key(key).build());
+    let weight = if key == "unenroll" { UNENROLL_WEIGHT } else { 1.0 };
+    opts.priority = Some(Priority::builder().fairness_key(key).fairness_weight(weight).build());
     opts
 }
+
+/// Unenrolls' share of a contested cap against enrolments' 1.0 (3:1). An unenroll has a
+/// deadline and arrives no faster than terms end; a wave of enrolments can fill the cap
+/// for minutes. Enrolments keep a quarter of the cap during a mass expiry, so neither
+/// starves. Replay-safe: core matches an activity's command to its event by type only.
+const UNENROLL_WEIGHT: f32 = 3.0;

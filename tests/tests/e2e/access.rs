@@ -59,23 +59,25 @@ async fn purchase_enrolls_and_refund_unenrolls() {
     assert!(out.contains(&wf) && out.contains("revoked"), "{out}");
     stack.check_replay(&wf, "refund").await;
 
-    // Enrolls and unenrolls share the TalentLMS queue by fairness key.
+    // Enrolls and unenrolls share the TalentLMS queue by fairness key, unenrolls weighted 3:1.
     let history: serde_json::Value = serde_json::from_slice(&stack.history(&wf).await).unwrap();
-    let keys: Vec<(String, String)> = history["events"]
+    let keys: Vec<(String, String, f64)> = history["events"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(|e| e["attributes"].get("ActivityTaskScheduledEventAttributes"))
         .map(|a| {
             let key = a["priority"]["fairnessKey"].as_str().unwrap_or_default();
-            (a["activity_type"]["name"].as_str().unwrap().to_string(), key.to_string())
+            // Protobuf's zero (unset) is the server's default weight, 1.0.
+            let weight = a["priority"]["fairnessWeight"].as_f64().filter(|w| *w != 0.0).unwrap_or(1.0);
+            (a["activity_type"]["name"].as_str().unwrap().to_string(), key.to_string(), weight)
         })
         .collect();
-    let key = |activity: &str| -> Vec<&str> {
-        keys.iter().filter(|(a, _)| a == activity).map(|(_, k)| k.as_str()).collect()
+    let key = |activity: &str| -> Vec<(&str, f64)> {
+        keys.iter().filter(|(a, ..)| a == activity).map(|(_, k, w)| (k.as_str(), *w)).collect()
     };
-    assert_eq!(key("enroll_known"), ["enroll", "enroll"], "{keys:?}");
-    assert_eq!(key("unenroll"), ["unenroll", "unenroll"], "{keys:?}");
+    assert_eq!(key("enroll_known"), [("enroll", 1.0), ("enroll", 1.0)], "{keys:?}");
+    assert_eq!(key("unenroll"), [("unenroll", 3.0), ("unenroll", 3.0)], "{keys:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
