@@ -28,12 +28,17 @@ ensure_firestore_emulator
 ensure_bq_emulator
 # The Pub/Sub journal's tests (tests/tests/pubsub.rs) use the Pub/Sub emulator.
 ensure_pubsub_emulator
-trap 'stop_firestore_emulator; stop_bq_emulator; stop_pubsub_emulator' EXIT
-# The Pub/Sub test spends its ~80 s waiting on the emulator's redelivery backoff (the
-# dead-letter step), so it runs beside the rest; cargo holds the build lock only while
-# building, and everything is built above.
+pubsub_pid=
 pubsub_log=$(mktemp)
-cargo test --locked -p tollgate-tests --test pubsub >"$pubsub_log" 2>&1 &
+# The Pub/Sub test runs in its own process group, so an interrupted run stops it with the
+# emulators instead of leaving it behind.
+trap '[ -z "$pubsub_pid" ] || kill -- -"$pubsub_pid" 2>/dev/null || true; rm -f "$pubsub_log";
+      stop_firestore_emulator; stop_bq_emulator; stop_pubsub_emulator' EXIT
+# The Pub/Sub test spends its ~80 s waiting on the emulator's redelivery backoff (the
+# dead-letter step), so it runs beside the rest. `--workspace` keeps the build's feature
+# set (a `-p` run would rebuild crates under the build lock); cargo holds that lock only
+# while building.
+setsid -w cargo test --locked --workspace --test pubsub >"$pubsub_log" 2>&1 &
 pubsub_pid=$!
 # End-to-end tests mostly wait on timers, so more threads than cores pays off. No doc
 # tests (the docs' code blocks are shell and text): skipping rustdoc saves a pass per crate.
@@ -42,7 +47,7 @@ cargo test --locked --workspace --lib --bins --tests -- --test-threads "${TOLLGA
   --skip pubsub_journal_forwards_once || status=$?
 pubsub_status=0
 wait "$pubsub_pid" || pubsub_status=$?
+pubsub_pid=
 echo "== the Pub/Sub test (run beside the others) =="
 cat "$pubsub_log"
-rm -f "$pubsub_log"
 [ "$status" -eq 0 ] && [ "$pubsub_status" -eq 0 ]

@@ -63,6 +63,13 @@ async fn unenroll_run(a: &Args, run: &Run, rep: &mut Report, variant: &str) {
     if wave_rate > 0.0 {
         println!("  wave: {wave_rate} new students/s, two calls each");
     }
+    if !overload && wave_from >= t0 + TERM_MS {
+        // Too many expiries for the cap: the wave would start after the first deadline.
+        println!(
+            "  WARNING: the wave starts {} ms after the first deadline; fewer --expiries or a higher --max-rps",
+            wave_from - t0 - TERM_MS
+        );
+    }
     let cpu = Cpu::start(&run.pids());
     let waits = run.task_waits().await;
     let wave_sent: Arc<Mutex<Vec<(String, i64)>>> = Arc::default();
@@ -202,13 +209,15 @@ async fn watch(
                 gone.entry(email.clone()).or_insert(t);
             }
         }
+        // Finished before the copy, so the copy holds every purchase the wave sent.
+        let wave_done = wave.is_finished();
         let sent = wave_sent.lock().unwrap().clone();
         for (email, at) in &sent {
             if !wave_seen.contains_key(email) && enrolled.contains(email) {
                 wave_seen.insert(email.clone(), (t - at) as f64);
             }
         }
-        let done = gone.len() == deadlines.len() && wave.is_finished() && wave_seen.len() == sent.len();
+        let done = gone.len() == deadlines.len() && wave_done && wave_seen.len() == sent.len();
         if done || t >= until {
             return Seen {
                 gone,
