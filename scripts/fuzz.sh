@@ -14,6 +14,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The fuzz crate is its own workspace and keeps its nightly build in fuzz/target, whatever
+# target dir the caller uses for the main workspace (CI's cache, for one).
+unset CARGO_TARGET_DIR
 seconds=${TOLLGATE_FUZZ_SECONDS:-60}
 target=${TOLLGATE_FUZZ_TARGET:-parse}
 sanitizer=${TOLLGATE_FUZZ_SANITIZER:-none}

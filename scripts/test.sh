@@ -17,7 +17,12 @@ ensure_promtool
 promtool check rules docs/alerts.yml
 promtool test rules docs/alerts.test.yml
 python3 -m json.tool docs/grafana-dashboard.json >/dev/null
+# The binaries the end-to-end tests start, with the tests' feature set (a build without
+# `--tests` unifies other features and rebuilds the dependencies), then the test-mode
+# targets `cargo test --lib --bins` adds (those marked `test = false`), so the test run
+# below compiles nothing and its two `cargo test`s never wait on each other's build.
 cargo build --locked --workspace --bins --tests
+cargo test --locked --workspace --lib --bins --tests --no-run
 # Licenses, bans, sources (and advisories where the RustSec database is reachable).
 bash scripts/audit.sh
 # Hostile input: the parser under libFuzzer for a bounded time; known crashers first.
