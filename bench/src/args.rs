@@ -5,6 +5,8 @@ use std::collections::HashSet;
 
 use clap::Parser;
 
+use crate::sections::Variant;
+
 const SECTIONS: [&str; 8] = ["enroll", "unenroll", "burst", "ack", "ceiling", "scale", "import", "journals"];
 /// `import` (minutes) and `journals` (needs the Firestore and Pub/Sub emulators): asked
 /// for by name.
@@ -31,13 +33,8 @@ struct Flags {
     /// Unenroll runs: `during` (deadlines while the wave fills the cap; the target), `quiet`
     /// (no wave: the control) and `overload` (the wave and the expiring purchases together,
     /// above the cap).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_values = ["during", "quiet", "overload"],
-        value_parser = ["during", "quiet", "overload"]
-    )]
-    unenroll_variants: Vec<String>,
+    #[arg(long, value_enum, value_delimiter = ',', default_values = ["during", "quiet", "overload"])]
+    unenroll_variants: Vec<Variant>,
     #[arg(long, help = "Events sent at once in the burst section [default: 20000, --quick 500]")]
     burst: Option<usize>,
     /// Requests in flight at most during the burst.
@@ -106,7 +103,7 @@ pub struct Args {
     pub enroll_rate: f64,
     pub enroll_secs: u64,
     pub expiries: usize,
-    pub unenroll_variants: Vec<String>,
+    pub unenroll_variants: Vec<Variant>,
     pub burst: usize,
     pub burst_conc: usize,
     pub ack_rate: f64,

@@ -488,10 +488,20 @@ impl Stack {
 impl Stack {
     /// The run's history as JSON (the SDK's serialisation: snake_case, numeric types).
     pub async fn history(&self, workflow_id: &str) -> Vec<u8> {
+        self.try_history(workflow_id).await.expect("fetch history")
+    }
+
+    /// The history as JSON (see [`history`](crate::history) to read it); `None` when it
+    /// cannot be fetched or parsed.
+    pub async fn history_json(&self, workflow_id: &str) -> Option<Value> {
+        serde_json::from_slice(&self.try_history(workflow_id).await.ok()?).ok()
+    }
+
+    async fn try_history(&self, workflow_id: &str) -> anyhow::Result<Vec<u8>> {
         let client = self.client().await;
         let handle =
             client.get_workflow_handle::<tollgate_workflows::AccessWorkflow>(workflow_id.to_string());
-        handle.fetch_history(Default::default()).to_json().await.expect("fetch history")
+        Ok(handle.fetch_history(Default::default()).to_json().await?)
     }
 
     /// Replays the workflow's history (all runs of `workflow_id`, latest first) against

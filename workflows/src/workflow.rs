@@ -593,7 +593,7 @@ async fn enroll_lean(
     mut input: Enrollment,
     user_id: &mut String,
 ) -> Result<(), String> {
-    let opts = fair_talentlms_opts(cfg, "enroll");
+    let opts = fair_talentlms_opts(cfg, Fairness::Enroll);
     if ctx.execute_activity(EnrollKnown, input.clone(), opts.clone()).await.map_err(|e| e.to_string())? {
         return Ok(());
     }
@@ -616,7 +616,11 @@ async fn unenroll(
     actions: &mut Vec<String>,
 ) -> bool {
     let course = input.course_id.clone();
-    let opts = if ctx.state(|s| s.lean) { fair_talentlms_opts(cfg, "unenroll") } else { talentlms_opts(cfg) };
+    let opts = if ctx.state(|s| s.lean) {
+        fair_talentlms_opts(cfg, Fairness::Unenroll)
+    } else {
+        talentlms_opts(cfg)
+    };
     match ctx.execute_activity(Unenroll, input, opts).await {
         Ok(what) => {
             ctx.state_mut(|s| s.c.enrolled.remove(&course));
@@ -710,7 +714,7 @@ async fn create_or_find(
     cfg: &RulesConfig,
     student: StudentRef,
 ) -> Result<String, String> {
-    let opts = fair_talentlms_opts(cfg, "enroll");
+    let opts = fair_talentlms_opts(cfg, Fairness::Enroll);
     let email = student.email.clone();
     for login_suffix in [false, true] {
         let input = NewStudent { student: student.clone(), login_suffix };
@@ -792,15 +796,23 @@ fn talentlms_opts(cfg: &RulesConfig) -> ActivityOptions {
 /// [`talentlms_opts`] with a fairness key. Enrolls and unenrolls share the TalentLMS
 /// queue's rate cap; with fairness keys the server dispatches a backlog of both by weight,
 /// so a wave of enrolments cannot hold unenrolls past their deadline, nor the reverse.
-fn fair_talentlms_opts(cfg: &RulesConfig, key: &str) -> ActivityOptions {
+fn fair_talentlms_opts(cfg: &RulesConfig, fairness: Fairness) -> ActivityOptions {
     let mut opts = talentlms_opts(cfg);
-    let weight = if key == "unenroll" { UNENROLL_WEIGHT } else { 1.0 };
+    let (key, weight) = match fairness {
+        Fairness::Enroll => ("enroll", 1.0),
+        // 3:1. An unenroll has a deadline and arrives no faster than terms end; a wave of
+        // enrolments can fill the cap for minutes. Enrolments keep a quarter of the cap
+        // during a mass expiry, so neither starves. Replay-safe: core matches an
+        // activity's command to its event by type only.
+        Fairness::Unenroll => ("unenroll", 3.0),
+    };
     opts.priority = Some(Priority::builder().fairness_key(key).fairness_weight(weight).build());
     opts
 }
 
-/// Unenrolls' share of a contested cap against enrolments' 1.0 (3:1). An unenroll has a
-/// deadline and arrives no faster than terms end; a wave of enrolments can fill the cap
-/// for minutes. Enrolments keep a quarter of the cap during a mass expiry, so neither
-/// starves. Replay-safe: core matches an activity's command to its event by type only.
-const UNENROLL_WEIGHT: f32 = 3.0;
+/// The two kinds of TalentLMS call that share the queue's cap by fairness key.
+#[derive(Clone, Copy)]
+enum Fairness {
+    Enroll,
+    Unenroll,
+}

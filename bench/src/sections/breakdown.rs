@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
 use tollgate_tests::Stack;
 use tollgate_tests::history::{
     self, ACT_COMPLETED, ACT_SCHEDULED, ACT_STARTED, TIMER_FIRED, WF_STARTED, WFT_STARTED,
@@ -76,13 +75,10 @@ impl Phases {
 /// (event type, event time in epoch ms) of a run's history, and each timer's (started at,
 /// length in ms); empty when it cannot be read.
 async fn events(stack: &Stack, workflow_id: &str) -> (Vec<(i64, i64)>, Vec<(i64, i64)>) {
-    let client = stack.client().await;
-    let handle = client.get_workflow_handle::<tollgate_workflows::AccessWorkflow>(workflow_id.to_string());
-    let Ok(json) = handle.fetch_history(Default::default()).to_json().await else {
-        return Default::default();
-    };
-    let Ok(h) = serde_json::from_slice::<Value>(&json) else { return Default::default() };
-    (history::events(&h), history::timers(&h))
+    match stack.history_json(workflow_id).await {
+        Some(h) => (history::events(&h), history::timers(&h)),
+        None => Default::default(),
+    }
 }
 
 /// The time of the first event of type `ty` at or after `after`.

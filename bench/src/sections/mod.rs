@@ -30,6 +30,8 @@ use burst::burst_section;
 use enroll::enroll_section;
 use unenroll::unenroll_section;
 
+pub use unenroll::Variant;
+
 pub use ceiling::{ceiling_section, signal_with_start_rate};
 pub use import::import_section;
 pub use journals::journals_section;

@@ -29,16 +29,24 @@ use crate::stream::{LIFETIME, TERM};
 const SPACING_MS: i64 = 50;
 const TERM_MS: i64 = 5_000;
 
+/// One unenroll run (`--unenroll-variants`); see the module's comment.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Variant {
+    During,
+    Quiet,
+    Overload,
+}
+
 pub async fn unenroll_section(a: &Args, run: &Run, rep: &mut Report) {
     for variant in &a.unenroll_variants {
-        unenroll_run(a, run, rep, variant).await;
+        unenroll_run(a, run, rep, *variant).await;
     }
 }
 
-async fn unenroll_run(a: &Args, run: &Run, rep: &mut Report, variant: &str) {
-    let overload = variant == "overload";
+async fn unenroll_run(a: &Args, run: &Run, rep: &mut Report, variant: Variant) {
+    let overload = variant == Variant::Overload;
     // New students cost two calls each (create, enroll): this wave alone fills the cap.
-    let wave_rate = if variant == "quiet" { 0.0 } else { a.max_rps / 2.0 };
+    let wave_rate = if variant == Variant::Quiet { 0.0 } else { a.max_rps / 2.0 };
     let t0 = now_ms();
     let last_approved = t0 + (a.expiries as i64 - 1) * SPACING_MS;
     // `during`: the expiring students' two calls each take expiries * 2 / cap seconds on an
@@ -48,14 +56,15 @@ async fn unenroll_run(a: &Args, run: &Run, rep: &mut Report, variant: &str) {
         if overload { t0 } else { t0 + (a.expiries as f64 * 2.0 / a.max_rps * 1000.0) as i64 + 500 };
     let wave_until = last_approved + TERM_MS + 5_000;
     println!(
-        "-- unenroll ({variant}): {} fixed-term purchases with a 5 s term; {}",
+        "-- unenroll ({}): {} fixed-term purchases with a 5 s term; {}",
+        clap::ValueEnum::to_possible_value(&variant).expect("named").get_name(),
         a.expiries,
         match variant {
-            "overload" =>
+            Variant::Overload =>
                 "new purchases at the cap from the same moment, so the expiring students' \
                            enrolments queue in the cap's backlog",
-            "quiet" => "no other load (the control)",
-            _ =>
+            Variant::Quiet => "no other load (the control)",
+            Variant::During =>
                 "new purchases at the cap from when the expiring students are enrolled until after \
                   the last deadline",
         }
@@ -125,7 +134,7 @@ async fn unenroll_run(a: &Args, run: &Run, rep: &mut Report, variant: &str) {
         .map(|(e, t)| Expiry { workflow_id: workflow_of[e].clone(), deadline: deadlines[e], gone: *t })
         .collect();
     let phases = print_expiry_breakdown(&run.stack, &samples).await;
-    if variant == "quiet" {
+    if variant == Variant::Quiet {
         rep.add(
             "unenroll lateness p50 / p99, no wave (control)",
             format!("{} / {}", ms(d.p50), ms(d.p99)),
@@ -197,7 +206,8 @@ async fn watch(
 ) -> Seen {
     let mut had_access = HashSet::new();
     let mut gone = HashMap::new();
-    let mut wave_seen: HashMap<String, f64> = HashMap::new();
+    // Wave purchases not yet seen enrolled, taken from `wave_sent` past the cursor.
+    let (mut waiting, mut taken, mut wave_latency) = (Vec::new(), 0, Vec::new());
     let until = deadlines.values().max().copied().unwrap_or(0) + within.as_millis() as i64;
     loop {
         let enrolled: HashSet<String> = run.stack.sim.enrollments().into_iter().map(|(e, _)| e).collect();
@@ -209,21 +219,27 @@ async fn watch(
                 gone.entry(email.clone()).or_insert(t);
             }
         }
-        // Finished before the copy, so the copy holds every purchase the wave sent.
+        // Finished before the read, so the read holds every purchase the wave sent.
         let wave_done = wave.is_finished();
-        let sent = wave_sent.lock().unwrap().clone();
-        for (email, at) in &sent {
-            if !wave_seen.contains_key(email) && enrolled.contains(email) {
-                wave_seen.insert(email.clone(), (t - at) as f64);
-            }
+        {
+            let sent = wave_sent.lock().unwrap();
+            waiting.extend_from_slice(&sent[taken..]);
+            taken = sent.len();
         }
-        let done = gone.len() == deadlines.len() && wave_done && wave_seen.len() == sent.len();
+        waiting.retain(|(email, at)| {
+            let seen = enrolled.contains(email);
+            if seen {
+                wave_latency.push((t - at) as f64);
+            }
+            !seen
+        });
+        let done = gone.len() == deadlines.len() && wave_done && waiting.is_empty();
         if done || t >= until {
             return Seen {
                 gone,
                 never_enrolled: deadlines.len() - had_access.len(),
-                wave_latency: wave_seen.into_values().collect(),
-                wave_sent: sent.len(),
+                wave_latency,
+                wave_sent: taken,
             };
         }
         tokio::time::sleep(Duration::from_millis(5)).await;

@@ -60,7 +60,7 @@ async fn purchase_enrolls_and_refund_unenrolls() {
     stack.check_replay(&wf, "refund").await;
 
     // Enrolls and unenrolls share the TalentLMS queue by fairness key, unenrolls weighted 3:1.
-    let history: serde_json::Value = serde_json::from_slice(&stack.history(&wf).await).unwrap();
+    let history = stack.history_json(&wf).await.expect("history");
     let keys: Vec<(String, String, f64)> = history["events"]
         .as_array()
         .unwrap()
@@ -226,7 +226,7 @@ async fn a_slow_enrolment_does_not_delay_the_deadline() {
     stack.wait_enrolled(&email, &["101"], WAIT).await;
     let wf = purchase_wf(&txn);
     stack.wait_status(&wf, WAIT, |s| s.state == AccessState::Expired).await;
-    let history: Value = serde_json::from_slice(&stack.history(&wf).await).unwrap();
+    let history = stack.history_json(&wf).await.expect("history");
     let timers = tollgate_tests::history::timers(&history);
     let deadline = t + 6_000;
     // The timer of the pass that enrolled: the last one started before the deadline.
